@@ -1,0 +1,171 @@
+#if canImport(Glibc)
+  import Glibc
+#elseif canImport(Darwin)
+  import Darwin
+#endif
+
+/// Immutable bytes that a constant tensor owns: little-endian element data as in `raw_data`.
+///
+/// The storage may adopt a buffer allocated elsewhere (the ONNX importer hands over the buffers
+/// protobuf-c unpacked, so the weights of a large model are never copied) or copy bytes it is given.
+public final class TensorStorage: @unchecked Sendable {
+  public let bytes: UnsafeRawBufferPointer
+  private let release: (@Sendable (UnsafeRawBufferPointer) -> Void)?
+
+  /// Adopts `bytes`; `release` is called once when the storage dies.
+  public init(adopting bytes: UnsafeRawBufferPointer, release: (@Sendable (UnsafeRawBufferPointer) -> Void)?) {
+    self.bytes = bytes
+    self.release = release
+  }
+
+  /// Copies `source` into a new buffer.
+  public convenience init(copying source: UnsafeRawBufferPointer) {
+    let count = source.count
+    let memory = UnsafeMutableRawBufferPointer.allocate(byteCount: max(count, 1), alignment: 64)
+    if count > 0, let base = source.baseAddress {
+      memory.baseAddress!.copyMemory(from: base, byteCount: count)
+    }
+    self.init(adopting: UnsafeRawBufferPointer(rebasing: memory[0..<count])) { UnsafeRawBufferPointer(start: $0.baseAddress, count: 1).deallocate() }
+  }
+
+  deinit { release?(bytes) }
+}
+
+extension TensorStorage {
+  /// Copies the bytes of `array`.
+  public static func copying<T>(_ array: [T]) -> TensorStorage {
+    array.withUnsafeBytes { TensorStorage(copying: $0) }
+  }
+}
+
+/// The number of elements of `shape`, or nil if a dimension is negative or the product overflows.
+public func checkedElementCount(_ shape: [Int]) -> Int? {
+  var count = 1
+  for dim in shape {
+    guard dim >= 0 else { return nil }
+    let (product, overflow) = count.multipliedReportingOverflow(by: dim)
+    guard !overflow else { return nil }
+    count = product
+  }
+  return count
+}
+
+/// An immutable constant tensor: an initializer, a `Constant`'s value or a tensor attribute.
+public struct Tensor: Sendable {
+  public enum Payload: Sendable {
+    /// Element data, little-endian, packed as `raw_data` packs it.
+    case raw(TensorStorage)
+    /// The elements of a `string` tensor.
+    case strings([[UInt8]])
+  }
+
+  public let dtype: DType
+  public let shape: [Int]
+  public let payload: Payload
+  /// The tensor's `doc_string`, kept for fidelity.
+  public var docString: String = ""
+
+  /// A tensor over `storage`; fails if the byte count disagrees with the shape.
+  public init?(dtype: DType, shape: [Int], storage: TensorStorage) {
+    guard let count = checkedElementCount(shape), let bytes = dtype.byteCount(elements: count),
+      bytes == storage.bytes.count
+    else { return nil }
+    self.dtype = dtype
+    self.shape = shape
+    self.payload = .raw(storage)
+  }
+
+  /// A string tensor; fails if the element count disagrees with the shape.
+  public init?(strings: [[UInt8]], shape: [Int]) {
+    guard checkedElementCount(shape) == strings.count else { return nil }
+    self.dtype = .string
+    self.shape = shape
+    self.payload = .strings(strings)
+  }
+
+  /// A float32 tensor holding `values`.
+  public init(floats values: [Float], shape: [Int]) {
+    precondition(checkedElementCount(shape) == values.count, "shape \(shape) does not hold \(values.count) floats")
+    self.dtype = .float
+    self.shape = shape
+    self.payload = .raw(.copying(values))
+  }
+
+  /// An int64 tensor holding `values`.
+  public init(int64s values: [Int64], shape: [Int]) {
+    precondition(checkedElementCount(shape) == values.count, "shape \(shape) does not hold \(values.count) int64s")
+    self.dtype = .int64
+    self.shape = shape
+    self.payload = .raw(.copying(values))
+  }
+
+  public var elementCount: Int { checkedElementCount(shape) ?? 0 }
+
+  /// The raw element bytes (empty for string tensors).
+  public var rawBytes: UnsafeRawBufferPointer {
+    if case .raw(let storage) = payload { return storage.bytes }
+    return UnsafeRawBufferPointer(start: nil, count: 0)
+  }
+
+  /// Bytes the data occupies (for string tensors, the sum of the strings' lengths).
+  public var byteCount: Int {
+    switch payload {
+    case .raw(let storage): return storage.bytes.count
+    case .strings(let strings): return strings.reduce(0) { $0 + $1.count }
+    }
+  }
+
+  /// The elements as float32, for float32 tensors.
+  public var floats: [Float]? {
+    guard dtype == .float else { return nil }
+    return Array(rawBytes.bindMemory(to: Float.self))
+  }
+
+  /// The elements as Int64, for int64 and int32 tensors.
+  public var int64s: [Int64]? {
+    switch dtype {
+    case .int64: return rawBytes.loadArray(of: Int64.self)
+    case .int32: return rawBytes.loadArray(of: Int32.self).map(Int64.init)
+    default: return nil
+    }
+  }
+
+  /// A 64-bit FNV-1a digest of the dtype, shape and data: equal tensors have equal digests.
+  public var digest: UInt64 {
+    var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+    func mix(_ byte: UInt8) {
+      hash ^= UInt64(byte)
+      hash = hash &* 0x0000_0100_0000_01b3
+    }
+    withUnsafeBytes(of: dtype.rawValue.littleEndian) { $0.forEach(mix) }
+    for dim in shape { withUnsafeBytes(of: Int64(dim).littleEndian) { $0.forEach(mix) } }
+    switch payload {
+    case .raw(let storage): storage.bytes.forEach(mix)
+    case .strings(let strings):
+      for s in strings {
+        withUnsafeBytes(of: Int64(s.count).littleEndian) { $0.forEach(mix) }
+        s.forEach(mix)
+      }
+    }
+    return hash
+  }
+
+  /// Whether two tensors have the same dtype, shape and bytes.
+  public func hasSameContent(as other: Tensor) -> Bool {
+    guard dtype == other.dtype, shape == other.shape else { return false }
+    switch (payload, other.payload) {
+    case (.raw(let a), .raw(let b)):
+      return a === b || (a.bytes.count == b.bytes.count && a.bytes.elementsEqual(b.bytes))
+    case (.strings(let a), .strings(let b)): return a == b
+    default: return false
+    }
+  }
+}
+
+extension UnsafeRawBufferPointer {
+  /// Loads consecutive values of `type` whatever the buffer's alignment.
+  func loadArray<T: FixedWidthInteger>(of type: T.Type) -> [T] {
+    let n = count / MemoryLayout<T>.size
+    return (0..<n).map { T(littleEndian: loadUnaligned(fromByteOffset: $0 * MemoryLayout<T>.size, as: T.self)) }
+  }
+}
