@@ -64,6 +64,10 @@ public struct Tensor: Sendable {
   public let payload: Payload
   /// The tensor's `doc_string`, kept for fidelity.
   public var docString: String = ""
+  /// Set only on a stand-in the text parser made for a tensor printed by shape and digest: the
+  /// digest that was printed, which the printer shows again (the stand-in's data is pseudo-random,
+  /// seeded by it). Nil for every other tensor. See `TextPrinter.swift`.
+  public internal(set) var placeholderDigest: UInt64? = nil
 
   /// A tensor over `storage`; fails if the byte count disagrees with the shape.
   public init?(dtype: DType, shape: [Int], storage: TensorStorage) {
