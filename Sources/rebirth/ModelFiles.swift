@@ -1,0 +1,72 @@
+import Exporters
+import Foundation
+import Graph
+import Importers
+
+/// The model file formats rebirth reads and writes, by file extension.
+enum ModelFormat {
+  case onnx
+  case tmf
+
+  init(path: String) throws(CLIError) {
+    switch (path as NSString).pathExtension.lowercased() {
+    case "onnx": self = .onnx
+    case "tmf": self = .tmf
+    default:
+      throw .usage("\(path): unknown model format '.\((path as NSString).pathExtension)' (expected .onnx or .tmf)")
+    }
+  }
+}
+
+/// Reads a model, whatever its format, and checks the IR's invariants.
+func loadModel(_ path: String) throws(CLIError) -> Model {
+  let model: Model
+  switch try ModelFormat(path: path) {
+  case .onnx:
+    do { model = try ONNXImporter.load(path: path) } catch { throw .badModel(error.description) }
+  case .tmf:
+    throw .usage("\(path): reading .tmf is not supported yet")
+  }
+  do { try model.graph.verify() } catch { throw .badModel("\(path): \(error.message)") }
+  return model
+}
+
+/// Writes `model` to `path` so that a failure leaves nothing behind: everything is written to
+/// temporary files beside the destination and renamed into place only when all of it succeeded.
+func saveModel(_ model: Model, to path: String, externalData: Bool) throws(CLIError) {
+  switch try ModelFormat(path: path) {
+  case .tmf: throw .usage("\(path): writing .tmf is not supported yet")
+  case .onnx: break
+  }
+  let final = URL(fileURLWithPath: path)
+  let temporary = final.deletingLastPathComponent()
+    .appendingPathComponent(".\(final.lastPathComponent).rebirth-\(ProcessInfo.processInfo.processIdentifier).tmp")
+  let staged: [StagedFile]
+  do {
+    staged = try writeONNX(model, temporary: temporary.path, final: final.path, externalData: externalData)
+  } catch {
+    try? FileManager.default.removeItem(at: temporary)
+    let message = (error as? CLIError)?.message ?? "\(error)"
+    throw .badModel("\(path): \(message)")
+  }
+  do {
+    for file in staged {  // the model last, once its data is in place
+      try replaceItem(at: file.final, with: file.temporary) }
+  } catch {
+    for file in staged { try? FileManager.default.removeItem(atPath: file.temporary) }
+    throw .badModel("\(path): cannot move the written file into place: \(error.localizedDescription)")
+  }
+}
+
+/// A file written under a temporary name, to be renamed to its final name.
+struct StagedFile {
+  let temporary: String
+  let final: String
+}
+
+/// Atomically renames `temporary` to `final` (rename(2) replaces an existing file).
+private func replaceItem(at final: String, with temporary: String) throws {
+  guard rename(temporary, final) == 0 else {
+    throw CocoaError(.fileWriteUnknown, userInfo: [NSLocalizedDescriptionKey: String(cString: strerror(errno))])
+  }
+}
