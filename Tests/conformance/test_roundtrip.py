@@ -106,8 +106,12 @@ def dims_of(value: onnx.ValueInfoProto) -> list[str] | None:
         return None
     out = []
     for d in tensor.shape.dim:
-        if d.HasField("dim_value"):
+        # Some exporters write -1 for a dynamic dim; rebirth reads any negative extent as an unknown
+        # dim and writes it back as one (no dim_value, no dim_param), which means the same.
+        if d.HasField("dim_value") and d.dim_value >= 0:
             out.append(str(d.dim_value))
+        elif d.HasField("dim_value"):
+            out.append("?")
         elif d.HasField("dim_param"):
             out.append(d.dim_param)
         else:
