@@ -9,20 +9,22 @@ struct Inspect: ParsableCommand {
 
   enum Format: String, ExpressibleByArgument, CaseIterable {
     case text, json
+    /// The whole model in ONNX's textual syntax (what `onnx.parser` reads); large tensors by shape and hash.
+    case onnxText = "onnx-text"
   }
 
   @Argument(help: "The model to read (.onnx).")
   var model: String
 
-  @Option(help: "Output format: text or json.")
+  @Option(help: "Output format: text or json (a summary), or onnx-text (the whole graph in ONNX's textual syntax).")
   var format: Format = .text
 
   func run() throws {
     let loaded = try loadModel(model)
-    let report = InspectReport(model: loaded, path: model)
     switch format {
-    case .text: print(report.text, terminator: "")
-    case .json: print(report.json)
+    case .onnxText: print(loaded.text(), terminator: "")
+    case .text: print(InspectReport(model: loaded, path: model).text, terminator: "")
+    case .json: print(InspectReport(model: loaded, path: model).json)
     }
   }
 }

@@ -1,0 +1,103 @@
+import Graph
+
+/// The kernels a session may use, by operator domain and type.
+public struct KernelRegistry: Sendable {
+  private var kernels: [String: any Kernel.Type] = [:]
+
+  public init() {}
+
+  /// Uses `kernel` for `opType` of `domain` ("" is the default ONNX domain), replacing any other.
+  public mutating func register(_ kernel: any Kernel.Type, for opType: String, domain: String = "") {
+    kernels[Self.key(opType, domain)] = kernel
+  }
+
+  public func kernel(for opType: String, domain: String = "") -> (any Kernel.Type)? {
+    kernels[Self.key(opType, domain)]
+  }
+
+  /// `domain.opType` keys, sorted ("Conv" for the default domain).
+  public var operators: [String] { kernels.keys.sorted() }
+
+  private static func key(_ opType: String, _ domain: String) -> String {
+    domain.isEmpty || domain == "ai.onnx" ? opType : "\(domain).\(opType)"
+  }
+
+  /// The kernel for `node`, built from its attributes (at `opset`), and the node's label. Throws
+  /// for an operator without a kernel, an attribute value the kernel does not support, and an
+  /// attribute the kernel does not know.
+  func makeKernel(for node: Node, in graph: Graph, opset: Int) throws(RuntimeError) -> (any Kernel, NodeLabel) {
+    let builder = KernelBuilder(node: node, opset: opset, graph: graph) { (g: Graph) throws(RuntimeError) in
+      try CompiledGraph(graph: g, opset: opset, registry: self)
+    }
+    guard let kernelType = kernel(for: node.opType, domain: node.domain) else {
+      throw RuntimeError(kind: .unsupportedOperator, node: builder.label, message: "no kernel")
+    }
+    let kernel: any Kernel
+    do {
+      kernel = try kernelType.init(builder)
+    } catch let e as RuntimeError {
+      throw e
+    } catch {
+      throw builder.error("\(error)")
+    }
+    if let unread = builder.unreadAttributes.first {
+      throw builder.attributeError(unread, "is not supported")
+    }
+    return (kernel, builder.label)
+  }
+
+  /// Runs one node of `graph` on `inputs` (by input slot; nil for omitted ones), on one thread:
+  /// constant folding, or checking a single rewritten layer. `outerValues` are the values its
+  /// subgraphs read from enclosing graphs.
+  public func evaluate(
+    _ node: NodeID, in graph: Graph, opset: Int, inputs: [NDArray?], outerValues: [String: NDArray] = [:]
+  ) throws(RuntimeError) -> [NDArray] {
+    let (kernel, label) = try makeKernel(for: graph[node], in: graph, opset: opset)
+    do {
+      return try kernel.run(KernelContext(label: label, inputs: inputs, threadCount: 1, outerValues: outerValues))
+    } catch let e as RuntimeError {
+      throw e
+    } catch {
+      throw label.error("\(error)")
+    }
+  }
+
+  /// Every kernel of the runtime.
+  public static let standard: KernelRegistry = {
+    var registry = KernelRegistry()
+    for (op, kernel) in standardKernels { registry.register(kernel, for: op) }
+    return registry
+  }()
+}
+
+/// The default-domain operators the runtime implements: one line each, alphabetical.
+private let standardKernels: [(String, any Kernel.Type)] = [
+  ("Add", BinaryArithmetic<AddOperation>.self),
+  ("AveragePool", AveragePool.self),
+  ("BatchNormalization", BatchNormalization.self),
+  ("Clip", Clip.self),
+  ("Concat", Concat.self),
+  ("Constant", Constant.self),
+  ("Conv", Conv.self),
+  ("Div", BinaryArithmetic<DivOperation>.self),
+  ("Dropout", Dropout.self),
+  ("Flatten", Flatten.self),
+  ("Gemm", Gemm.self),
+  ("GlobalAveragePool", GlobalPool<AverageReduction>.self),
+  ("GlobalMaxPool", GlobalPool<MaxReduction>.self),
+  ("Identity", Identity.self),
+  ("If", If.self),
+  ("LeakyRelu", UnaryFloat<LeakyReluMap>.self),
+  ("LogSoftmax", Softmax<LogSoftmaxNormalization>.self),
+  ("LRN", LRN.self),
+  ("MatMul", MatMul.self),
+  ("MaxPool", MaxPool.self),
+  ("Mul", BinaryArithmetic<MulOperation>.self),
+  ("Relu", UnaryFloat<ReluMap>.self),
+  ("Reshape", Reshape.self),
+  ("Shape", Shape.self),
+  ("Sigmoid", UnaryFloat<SigmoidMap>.self),
+  ("Softmax", Softmax<SoftmaxNormalization>.self),
+  ("Sub", BinaryArithmetic<SubOperation>.self),
+  ("Tanh", UnaryFloat<TanhMap>.self),
+]
