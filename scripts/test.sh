@@ -45,10 +45,32 @@ note() {
   fi
 }
 
+# totals: prints "tests: N passed, M failed" over swift test and pytest, from their logs.
+totals() {
+  local passed=0 failing=0 n line
+  if [[ -f $logs/swift-test.log ]]; then
+    line=$(grep -E 'Test run with [0-9]+ tests?' "$logs/swift-test.log" | tail -n 1 || true)
+    n=$(sed -E 's/.*Test run with ([0-9]+) tests?.*/\1/' <<<"$line")
+    local bad
+    bad=$(grep -cE '^✘ Test .* (failed|recorded an issue)' "$logs/swift-test.log" || true)
+    if [[ -n $line ]]; then passed=$((passed + n - bad)); failing=$((failing + bad)); fi
+    if [[ -z $line ]]; then failing=$((failing + 1)); fi
+  fi
+  if [[ -f $logs/conformance.log ]]; then
+    line=$(grep -E '[0-9]+ (passed|failed)' "$logs/conformance.log" | tail -n 1 || true)
+    n=$(grep -oE '[0-9]+ passed' <<<"$line" | grep -oE '[0-9]+' || echo 0)
+    passed=$((passed + ${n:-0}))
+    n=$(grep -oE '[0-9]+ (failed|errors?)' <<<"$line" | grep -oE '[0-9]+' | awk '{s+=$1} END {print s+0}')
+    failing=$((failing + ${n:-0}))
+  fi
+  printf 'tests: %d passed, %d failed\n' "$passed" "$failing"
+}
+
 print_summary() {
   printf '\n==> summary\n'
   printf '  %s\n' "${summary[@]}"
   if ((failed)); then printf 'FAILED\n'; else printf 'all tests passed\n'; fi
+  totals
 }
 
 code=0
