@@ -33,7 +33,9 @@ let package = Package(
       providers: [.apt(["libopenblas-dev", "liblapacke-dev"])]),
     // sgemm and the LAPACK routines (SVD, least squares, Cholesky) behind one small API.
     .target(name: "Linalg", dependencies: [.target(name: "COpenBLAS", condition: .when(platforms: [.linux]))]),
-    .target(name: "Runtime", dependencies: ["Graph", "Linalg"]),
+    // zlib from the system (apt: zlib1g-dev): deflate for .npz archives.
+    .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+    .target(name: "Runtime", dependencies: ["Graph", "Linalg", "CZlib"]),
     .executableTarget(
       name: "rebirth",
       dependencies: [
@@ -45,7 +47,7 @@ let package = Package(
     .testTarget(name: "GraphTests", dependencies: ["Graph", "GraphTesting"], exclude: ["text"]),
     .testTarget(name: "ImportersTests", dependencies: ["Graph", "Importers", "Exporters", "GraphTesting"]),
     .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "Graph", "Linalg", "GraphTesting"]),
-    .testTarget(name: "CLITests", dependencies: ["GraphTesting", "rebirth"]),
+    .testTarget(name: "CLITests", dependencies: ["GraphTesting", "rebirth", "Graph", "Importers", "Exporters", "Runtime"]),
   ],
   swiftLanguageModes: [.v6]
 )

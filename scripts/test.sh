@@ -60,7 +60,7 @@ totals() {
     line=$(grep -E '[0-9]+ (passed|failed)' "$logs/conformance.log" | tail -n 1 || true)
     n=$(grep -oE '[0-9]+ passed' <<<"$line" | grep -oE '[0-9]+' || echo 0)
     passed=$((passed + ${n:-0}))
-    n=$(grep -oE '[0-9]+ (failed|errors?)' <<<"$line" | grep -oE '[0-9]+' | awk '{s+=$1} END {print s+0}')
+    n=$(grep -oE '[0-9]+ (failed|errors?)' <<<"$line" | grep -oE '[0-9]+' | awk '{s+=$1} END {print s+0}' || true)
     failing=$((failing + ${n:-0}))
   fi
   printf 'tests: %d passed, %d failed\n' "$passed" "$failing"

@@ -34,6 +34,7 @@ extension Graph {
   }
 
   private func verifyDefinitions() throws(VerificationError) {
+    let inputs = Set(self.inputs)
     for id in valueIDs {
       let v = self[id]
       guard value(named: v.name) == id else { throw VerificationError("value '\(v.name)' is not registered under its name") }
@@ -73,24 +74,27 @@ extension Graph {
   }
 
   private func verifyUseLists() throws(VerificationError) {
-    var expected: [ValueID: [Use]] = [:]
+    let values = valueIDs
+    // The places each value is read, by value index (every index `contains` accepts is below this).
+    var expected = [[Use]](repeating: [], count: (values.last?.index ?? -1) + 1)
     for id in nodeIDs {
       let n = self[id]
       for (slot, input) in n.inputs.enumerated() {
         guard let input else { continue }
         guard contains(input) else { throw VerificationError("input \(slot) of \(describe(id)) refers to a removed value") }
-        expected[input, default: []].append(.input(id, slot))
+        expected[input.index].append(.input(id, slot))
       }
       for v in n.captures {
         guard contains(v) else { throw VerificationError("\(describe(id)) captures a removed value") }
-        expected[v, default: []].append(.capture(id))
+        expected[v.index].append(.capture(id))
       }
     }
-    for (i, output) in outputs.enumerated() { expected[output, default: []].append(.graphOutput(i)) }
-    for id in valueIDs {
+    for (i, output) in outputs.enumerated() where contains(output) { expected[output.index].append(.graphOutput(i)) }
+    for id in values {
       let actual = self[id].uses
-      let want = expected[id] ?? []
-      guard Set(actual) == Set(want), actual.count == want.count else {
+      let want = expected[id.index]
+      // Use lists are usually in exactly this order; compare as sets only when they are not.
+      guard actual == want || (Set(actual) == Set(want) && actual.count == want.count) else {
         throw VerificationError("use list of '\(self[id].name)' is \(actual), but it is read at \(want)")
       }
     }

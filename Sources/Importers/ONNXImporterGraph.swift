@@ -52,6 +52,10 @@ extension ModelReader {
       guard let id else {
         throw fail("graph output '\(name)' is not produced by any node, input or initializer")
       }
+      if let conflict = initializerConflict(valueType(output.pointee.type), id, in: graph) {
+        throw fail(
+          "graph output '\(name)' is declared \(conflict.declared), but its initializer holds \(conflict.holds)")
+      }
       describe(id, in: &graph, from: output, setType: true)
       graph.addOutput(id)
     }
@@ -97,14 +101,34 @@ extension ModelReader {
   }
 
   /// Types and describes the values that `value_info` names; entries naming nothing are dropped,
-  /// and a graph input keeps the type its own declaration gave it.
+  /// a graph input keeps the type its own declaration gave it, and an initializer keeps its
+  /// data's type when the entry contradicts it.
   func applyValueInfo(_ infos: [UnsafeMutablePointer<Onnx__ValueInfoProto>], to graph: inout Graph) {
     let inputs = Set(graph.inputs)
     for info in infos {
       guard let id = graph.value(named: text(info.pointee.name)) else { continue }
       let typedInput = inputs.contains(id) && graph[id].type != nil
-      describe(id, in: &graph, from: info, setType: !typedInput)
+      let contradicts = initializerConflict(valueType(info.pointee.type), id, in: graph) != nil
+      describe(id, in: &graph, from: info, setType: !typedInput && !contradicts)
     }
+  }
+
+  /// When `id` is an initializer and `type` is a tensor type its data does not have (another
+  /// element type, rank or known extent: what `Graph.verify()` refuses), the two spelled out.
+  private func initializerConflict(
+    _ type: ValueType?, _ id: ValueID, in graph: Graph
+  ) -> (declared: String, holds: String)? {
+    guard case .initializer(let tensor) = graph[id].definition, case .tensor(let dtype, let shape)? = type else {
+      return nil
+    }
+    let shapeDiffers =
+      shape.map { dims in
+        dims.count != tensor.shape.count
+          || zip(dims, tensor.shape).contains { d, n in d.value.map { $0 != n } ?? false }
+      } ?? false
+    guard dtype != tensor.dtype || shapeDiffers else { return nil }
+    let declared = shape.map { "\(dtype) [\($0.map(\.description).joined(separator: ", "))]" } ?? "\(dtype)"
+    return (declared, "\(tensor.dtype) \(tensor.shape)")
   }
 
   // MARK: Nodes
@@ -248,23 +272,29 @@ func topologicalOrder(_ dependencies: [[Int]]) -> [Int]? {
 }
 
 /// The nodes left when those not on a cycle are stripped away, for error messages.
+/// Stripped one at a time from a worklist, so the cost is O(nodes + edges) whatever order a
+/// (possibly hostile) file lists them in; repeated passes over the survivors were quadratic.
 func nodesOnCycles(_ dependencies: [[Int]]) -> [Int] {
   var consumers = [[Int]](repeating: [], count: dependencies.count)
   for (index, deps) in dependencies.enumerated() { for producer in deps { consumers[producer].append(index) } }
-  var alive = Set(dependencies.indices)
-  var changed = true
-  while changed {
-    changed = false
-    for index in alive.sorted() {
-      let hasProducer = dependencies[index].contains { alive.contains($0) }
-      let hasConsumer = consumers[index].contains { alive.contains($0) }
-      if !hasProducer || !hasConsumer {
-        alive.remove(index)
-        changed = true
-      }
+  // Live producers and consumers of each node, an edge counted as often as it is listed.
+  var producerCount = dependencies.map(\.count)
+  var consumerCount = consumers.map(\.count)
+  var alive = [Bool](repeating: true, count: dependencies.count)
+  var stripped = dependencies.indices.filter { producerCount[$0] == 0 || consumerCount[$0] == 0 }
+  while let index = stripped.popLast() {
+    guard alive[index] else { continue }
+    alive[index] = false
+    for consumer in consumers[index] where alive[consumer] {
+      producerCount[consumer] -= 1
+      if producerCount[consumer] == 0 { stripped.append(consumer) }
+    }
+    for producer in dependencies[index] where alive[producer] {
+      consumerCount[producer] -= 1
+      if consumerCount[producer] == 0 { stripped.append(producer) }
     }
   }
-  return alive.sorted()
+  return dependencies.indices.filter { alive[$0] }
 }
 
 /// A binary min-heap of indices.

@@ -93,6 +93,46 @@ private func convRelu() throws -> (Graph, conv: NodeID, relu: NodeID) {
   }
 }
 
+@Test func nodesOnCyclesSkipsLongChainsAroundTheCycle() throws {
+  var g = Graph(name: "tail")
+  let x = try g.addInput(name: "x", type: nil)
+  // A chain into the cycle, the cycle a ⇄ b, and a chain out of it whose nodes come in reading
+  // order, so that stripping nodes without consumers in ID order would free one node per pass.
+  var v = x
+  for i in 0..<2_000 {
+    let n = try g.addNode(opType: "Relu", inputs: [v], outputs: ["in\(i)"])
+    v = g[n].outputs[0]!
+  }
+  let a = try g.addNode(opType: "Add", name: "a", inputs: [v, v], outputs: ["p"])
+  let b = try g.addNode(opType: "Neg", name: "b", inputs: [g[a].outputs[0]], outputs: ["q"])
+  g.setInput(1, of: a, to: g[b].outputs[0])
+  v = g[b].outputs[0]!
+  for i in 0..<2_000 {
+    let n = try g.addNode(opType: "Relu", inputs: [v], outputs: ["out\(i)"])
+    v = g[n].outputs[0]!
+  }
+  g.addOutput(v)
+  #expect(g.topologicalOrder() == nil)
+  #expect(g.nodesOnCycles() == [a, b])
+  #expect(throws: VerificationError.self) { try g.verify() }
+}
+
+@Test func verifyAcceptsManyInputsAndUsesInAnyOrder() throws {
+  var g = Graph()
+  var inputs: [ValueID] = []
+  for i in 0..<5_000 { inputs.append(try g.addInput(name: "x\(i)", type: nil)) }
+  // Uses recorded out of node order: setInput appends the use after those of later nodes.
+  let sum = try g.addNode(opType: "Sum", inputs: Array(inputs.prefix(3)), outputs: ["s"])
+  let neg = try g.addNode(opType: "Neg", inputs: [inputs[0]], outputs: ["n"])
+  g.setInput(0, of: sum, to: inputs[1])
+  g.setInput(0, of: sum, to: inputs[0])
+  g.addOutput(g[sum].outputs[0]!)
+  g.addOutput(g[neg].outputs[0]!)
+  #expect(g.uses(of: inputs[0]) == [.input(neg, 0), .input(sum, 0)])
+  try g.verify()
+  #expect(g.topologicalOrder() == [sum, neg])
+}
+
 @Test func subgraphCapturesAreUses() throws {
   var branch = Graph(name: "then")
   let outer = try branch.addOuterReference(name: "c")

@@ -508,6 +508,22 @@ func temporaryFolder(_ label: String) throws -> String {
     #expect(message.contains("cycle") && message.contains("first") && message.contains("second"), "\(message)")
   }
 
+  /// A cycle with a long chain hanging off it, listed so that stripping the chain in index order
+  /// frees one node per pass: the nodes on cycles are still found in linear time.
+  @Test func cycleWithLongTail() {
+    let tail = 20_000
+    // 0 ⇄ 1; a chain 2 → 3 → … reading 1; a chain tail+2 → tail+3 → … whose head 0 also reads.
+    var dependencies: [[Int]] = [[1, tail + 2], [0]] + (0..<tail).map { [$0 + 1] }
+    dependencies += (0..<tail).map { $0 == 0 ? [] : [tail + 1 + $0] }
+    let clock = ContinuousClock()
+    var found: [Int] = []
+    let elapsed = clock.measure { found = nodesOnCycles(dependencies) }
+    #expect(found == [0, 1])
+    #expect(elapsed < .seconds(2), "nodesOnCycles took \(elapsed)")
+    #expect(nodesOnCycles([[0]]) == [0])  // a node reading itself
+    #expect(nodesOnCycles([[], [0], [1, 1]]).isEmpty)  // repeated edges, no cycle
+  }
+
   @Test func duplicateDefinitions() {
     let p = ProtoBuilder()
     let twice = p.graph(

@@ -1,0 +1,137 @@
+import ArgumentParser
+import Foundation
+import Graph
+import Runtime
+
+/// `rebirth bench MODEL`: latency percentiles and peak memory of the built-in runtime.
+struct Bench: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Time a model with rebirth's runtime: min, p50 and p90 latency, and peak memory.",
+    discussion: """
+      Runs the model --warmup times untimed, then --runs times timed, on the same
+      inputs (those of --inputs/--input, or seeded random values as `rebirth
+      verify` makes them). p50 and p90 are nearest-rank percentiles of the timed
+      runs. Peak memory is the process's peak resident set size (ru_maxrss), so
+      it includes the loaded model, its inputs and the runtime. The JSON form
+      has the keys min_ms, p50_ms, p90_ms and peak_rss_bytes, and a few more.
+
+      Examples:
+        rebirth bench model.onnx
+        rebirth bench model.onnx --threads 1 --runs 50 --format json
+        rebirth bench model.onnx --dim N=8
+      """)
+
+  @Argument(help: "The model to time (.onnx).")
+  var model: String
+
+  @Option(help: "Threads for the runtime and BLAS (default: every core).")
+  var threads: Int?
+
+  @Option(help: "Timed runs.")
+  var runs: Int = 20
+
+  @Option(help: "Untimed runs first.")
+  var warmup: Int = 3
+
+  @Option(help: "Report format: text or json.")
+  var format: ReportFormat = .text
+
+  @OptionGroup var feeds: FeedOptions
+  @OptionGroup var random: RandomInputOptions
+
+  func run() throws {
+    guard runs >= 1 else { throw CLIError.usage("--runs must be at least 1, not \(runs)") }
+    guard warmup >= 0 else { throw CLIError.usage("--warmup must be at least 0, not \(warmup)") }
+    let dims = try random.parsedDims()
+    if !feeds.isEmpty && !dims.isEmpty {
+      throw CLIError.usage("--dim applies to random inputs only, not with --input/--inputs")
+    }
+    let threads = try threadCount(threads)
+    let loaded = try LoadedModel(path: model, threads: threads)
+    let given =
+      feeds.isEmpty
+      ? try RandomInputs(model: loaded.model, dims: dims, seed: random.seed).make().mapValues { ($0, "random input") }
+      : try readFeeds(feeds, for: loaded)
+    try checkFeeds(given, for: loaded)
+    let inputs = given.mapValues(\.array)
+
+    for _ in 0..<warmup { _ = try loaded.run(inputs) }
+    let clock = ContinuousClock()
+    var times: [Double] = []
+    times.reserveCapacity(runs)
+    for _ in 0..<runs {
+      let start = clock.now
+      _ = try loaded.run(inputs)
+      let elapsed = clock.now - start
+      times.append(Double(elapsed.components.seconds) * 1e3 + Double(elapsed.components.attoseconds) / 1e15)
+    }
+    let report = BenchReport(
+      model: model, threads: threads, runs: runs, warmup: warmup, times: times, peakRSS: peakResidentBytes())
+    switch format {
+    case .text: print(report.text, terminator: "")
+    case .json: print(report.json)
+    }
+  }
+}
+
+struct BenchReport: Encodable {
+  let model: String
+  let threads: Int
+  let runs: Int
+  let warmup: Int
+  let min_ms: Double
+  let p50_ms: Double
+  let p90_ms: Double
+  let max_ms: Double
+  let mean_ms: Double
+  let peak_rss_bytes: Int
+
+  init(model: String, threads: Int, runs: Int, warmup: Int, times: [Double], peakRSS: Int) {
+    self.model = model
+    self.threads = threads
+    self.runs = runs
+    self.warmup = warmup
+    let sorted = times.sorted()
+    min_ms = sorted.first ?? 0
+    p50_ms = Self.percentile(sorted, 50)
+    p90_ms = Self.percentile(sorted, 90)
+    max_ms = sorted.last ?? 0
+    mean_ms = sorted.isEmpty ? 0 : sorted.reduce(0, +) / Double(sorted.count)
+    peak_rss_bytes = peakRSS
+  }
+
+  /// Nearest rank: the smallest value with at least p% of the values at or below it.
+  static func percentile(_ sorted: [Double], _ p: Double) -> Double {
+    guard !sorted.isEmpty else { return 0 }
+    let rank = Int((p / 100 * Double(sorted.count)).rounded(.up))
+    return sorted[min(sorted.count, max(1, rank)) - 1]
+  }
+
+  var text: String {
+    let ms = { (x: Double) in String(format: "%.3f ms", x) }
+    return """
+      \(model): \(runs) runs after \(warmup) warm-up, \(threads) thread\(threads == 1 ? "" : "s")
+      latency  min \(ms(min_ms))  p50 \(ms(p50_ms))  p90 \(ms(p90_ms))  max \(ms(max_ms))  mean \(ms(mean_ms))
+      peak memory  \(formatBytes(peak_rss_bytes)) (peak resident set size of the process)
+
+      """
+  }
+
+  var json: String {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+    return (try? encoder.encode(self)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+  }
+}
+
+/// The process's peak resident set size in bytes.
+func peakResidentBytes() -> Int {
+  var usage = rusage()
+  #if canImport(Darwin)
+    guard getrusage(RUSAGE_SELF, &usage) == 0 else { return 0 }
+    return Int(usage.ru_maxrss)  // bytes on Apple platforms
+  #else
+    guard getrusage(RUSAGE_SELF.rawValue, &usage) == 0 else { return 0 }
+    return Int(usage.ru_maxrss) * 1024  // KiB on Linux
+  #endif
+}
