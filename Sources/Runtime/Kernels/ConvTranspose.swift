@@ -195,12 +195,8 @@ enum Col2Im {
     let rowsPerTap = g.inputSize / max(inW, 1)
     let (kernelSize, inputSize, outputSize) = (g.kernelSize, g.inputSize, g.outputSize)
     // For each tap along the last axis, the input range whose output is inside.
-    let lastTaps: [(Int, Int)] = (0..<g.kernel[last]).map { kw in
-      let offset = kw * dilationW - padW
-      let lo = offset >= 0 ? 0 : min(inW, (-offset + strideW - 1) / strideW)
-      let hi = outW - offset <= 0 ? 0 : min(inW, (outW - offset + strideW - 1) / strideW)
-      return (lo, max(lo, hi))
-    }
+    let lastTaps = Im2Col.tapRanges(
+      kernel: g.kernel[last], dilation: dilationW, pad: padW, stride: strideW, steps: inW, extent: outW)
     var tap = [Int](repeating: 0, count: rank)
     var position = [Int](repeating: 0, count: max(rank - 1, 0))
     for c in channels {

@@ -6,6 +6,19 @@
 /// of spatial axes. Each output row along the last axis is one contiguous (or strided) copy with
 /// zero fill at its ends; no per-element bounds checks.
 enum Im2Col {
+  /// For each kernel tap `t` along one axis, the range of strided positions `i` in `0..<steps`
+  /// whose dense position `i·stride + t·dilation − pad` lies in `0..<extent`. Im2Col walks output
+  /// positions (strided) over the input (dense); its adjoint `Col2Im` walks input positions over
+  /// the output.
+  static func tapRanges(kernel: Int, dilation: Int, pad: Int, stride: Int, steps: Int, extent: Int) -> [(Int, Int)] {
+    (0..<kernel).map { t in
+      let offset = t * dilation - pad
+      let lo = offset >= 0 ? 0 : min(steps, (-offset + stride - 1) / stride)
+      let hi = extent - offset <= 0 ? 0 : min(steps, (extent - offset + stride - 1) / stride)
+      return (lo, max(lo, hi))
+    }
+  }
+
   static func lower(
     _ x: UnsafePointer<Float>, channels: Range<Int>, geometry g: WindowGeometry, into col: UnsafeMutablePointer<Float>
   ) {
@@ -18,12 +31,8 @@ enum Im2Col {
     let kernelSize = g.kernelSize
     let outputSize = g.outputSize
     // For each tap along the last axis, the output range whose input is inside.
-    let lastTaps: [(Int, Int)] = (0..<g.kernel[last]).map { kw in
-      let offset = kw * dilationW - padW
-      let lo = offset >= 0 ? 0 : min(outW, (-offset + strideW - 1) / strideW)
-      let hi = inW - offset <= 0 ? 0 : min(outW, (inW - offset + strideW - 1) / strideW)
-      return (lo, max(lo, hi))
-    }
+    let lastTaps = tapRanges(
+      kernel: g.kernel[last], dilation: dilationW, pad: padW, stride: strideW, steps: outW, extent: inW)
     var tap = [Int](repeating: 0, count: rank)
     var position = [Int](repeating: 0, count: max(rank - 1, 0))
     for c in channels {
