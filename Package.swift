@@ -25,7 +25,7 @@ let package = Package(
     .target(name: "ONNXProto", dependencies: ["CProtobufC"]),
     .target(name: "Importers", dependencies: ["Graph", "ONNXProto", "CProtobufC"]),
     .target(name: "Exporters", dependencies: ["Graph", "ONNXProto", "CProtobufC"]),
-    .target(name: "Passes", dependencies: ["Graph"]),
+    .target(name: "Passes", dependencies: ["Graph", "Runtime", "Linalg"]),
     // OpenBLAS + LAPACKE from the system (apt: libopenblas-dev liblapacke-dev); Apple uses Accelerate.
     .systemLibrary(
       name: "COpenBLAS",
@@ -43,9 +43,10 @@ let package = Package(
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]),
     // Helpers shared by every test target.
-    .target(name: "GraphTesting", dependencies: ["Graph", "Importers", "Exporters"], path: "Sources/GraphTesting"),
+    .target(name: "GraphTesting", dependencies: ["Graph", "Importers", "Exporters", "Passes", "Runtime"], path: "Sources/GraphTesting"),
     .testTarget(name: "GraphTests", dependencies: ["Graph", "GraphTesting"], exclude: ["text"]),
     .testTarget(name: "ImportersTests", dependencies: ["Graph", "Importers", "Exporters", "GraphTesting"]),
+    .testTarget(name: "PassesTests", dependencies: ["Passes", "Graph", "Runtime", "GraphTesting"]),
     .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "Graph", "Linalg", "GraphTesting"]),
     .testTarget(name: "CLITests", dependencies: ["GraphTesting", "rebirth", "Graph", "Importers", "Exporters", "Runtime"]),
   ],

@@ -68,3 +68,14 @@ public struct Attribute: Sendable {
     }
   }
 }
+
+extension Attribute.Value {
+  /// The same value with each subgraph replaced by `transform` of it.
+  public func mappingSubgraphs(_ transform: (Graph) throws -> Graph) rethrows -> Attribute.Value {
+    switch self {
+    case .graph(let g): return .graph(try transform(g))
+    case .graphs(let gs): return .graphs(try gs.map(transform))
+    default: return self
+    }
+  }
+}

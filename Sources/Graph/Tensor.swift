@@ -173,3 +173,43 @@ extension UnsafeRawBufferPointer {
     return (0..<n).map { T(littleEndian: loadUnaligned(fromByteOffset: $0 * MemoryLayout<T>.size, as: T.self)) }
   }
 }
+
+extension Tensor {
+  /// The elements as Double, for the numeric dtypes (float32/64/16, bfloat16, signed and
+  /// unsigned integers, bool); nil for strings and complex types.
+  public var doubles: [Double]? {
+    let b = rawBytes
+    switch dtype {
+    case .float: return b.loadArray(of: UInt32.self).map { Double(Float(bitPattern: $0)) }
+    case .double: return b.loadArray(of: UInt64.self).map { Double(bitPattern: $0) }
+    case .float16: return b.loadArray(of: UInt16.self).map { Double(Float(float16Bits: $0)) }
+    case .bfloat16: return b.loadArray(of: UInt16.self).map { Double(Float(bitPattern: UInt32($0) << 16)) }
+    case .int8: return b.loadArray(of: Int8.self).map(Double.init)
+    case .uint8, .bool: return b.loadArray(of: UInt8.self).map(Double.init)
+    case .int16: return b.loadArray(of: Int16.self).map(Double.init)
+    case .uint16: return b.loadArray(of: UInt16.self).map(Double.init)
+    case .int32: return b.loadArray(of: Int32.self).map(Double.init)
+    case .uint32: return b.loadArray(of: UInt32.self).map(Double.init)
+    case .int64: return b.loadArray(of: Int64.self).map(Double.init)
+    case .uint64: return b.loadArray(of: UInt64.self).map(Double.init)
+    default: return nil
+    }
+  }
+}
+
+extension Float {
+  /// The value of IEEE half-precision bits, without relying on the platform's Float16.
+  public init(float16Bits h: UInt16) {
+    let sign = UInt32(h & 0x8000) << 16
+    let exponent = Int((h >> 10) & 0x1f)
+    let mantissa = UInt32(h & 0x3ff)
+    if exponent == 0 {
+      let magnitude = Float(mantissa) * 0x1p-24
+      self = sign != 0 ? -magnitude : magnitude
+    } else if exponent == 31 {
+      self = Float(bitPattern: sign | 0x7f80_0000 | (mantissa << 13))
+    } else {
+      self = Float(bitPattern: sign | (UInt32(exponent + 112) << 23) | (mantissa << 13))
+    }
+  }
+}

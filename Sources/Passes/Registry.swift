@@ -1,78 +1,133 @@
 import Graph
 
-/// A graph rewrite the pipeline can run.
-///
-/// A pass declares a stable kebab-case name, a one-line summary, whether it is exact (outputs equal
-/// up to float rounding) and whether the default pipeline runs it.
-public protocol Pass: Sendable {
-  static var name: String { get }
-  static var summary: String { get }
-  static var isExact: Bool { get }
-  static var isDefault: Bool { get }
-  init()
-  /// Rewrites `model`; returns how many changes it made.
-  mutating func run(_ model: inout Model) throws -> Int
-}
-
-/// A pass list the user asked for that names no pass.
+/// A pass list or option the user asked for that names no pass or option.
 public struct PassSelectionError: Error, CustomStringConvertible, Equatable {
   public let message: String
+  public init(message: String) { self.message = message }
   public var description: String { message }
 }
 
 /// Every pass rebirth has, in pipeline order.
 public enum PassRegistry {
-  /// The registration list. Passes land here with their own issues; the order is the pipeline's.
-  nonisolated(unsafe) public static let all: [any Pass.Type] = []
+  /// The registration list; the default pipeline runs these in this order.
+  public static let all: [any Pass.Type] = [
+    // Cleanup first: later patterns match more when no-ops and dead branches are gone.
+    EliminateIdentity.self,
+    EliminateDeadCode.self,
+  ]
 
   public static func named(_ name: String) -> (any Pass.Type)? {
     all.first { $0.name == name }
   }
 
-  /// The passes the default pipeline runs.
+  /// The passes the default pipeline runs for ONNX output.
   public static var defaults: [any Pass.Type] { all.filter { $0.isDefault } }
 
   /// Parses a comma-separated `--passes` list; `none` is the empty list.
   public static func select(_ list: String) throws(PassSelectionError) -> [any Pass.Type] {
-    let names = list.split(separator: ",").map { $0.trimmingCharacters(in: " ") }.filter { !$0.isEmpty }
+    let names = list.split(separator: ",").map { String($0).trimmingCharacters(in: " ") }.filter { !$0.isEmpty }
     if names == ["none"] { return [] }
     guard !names.isEmpty else { throw PassSelectionError(message: "--passes needs a pass name or 'none'") }
-    var passes: [any Pass.Type] = []
-    for name in names {
-      guard let pass = named(name) else {
-        var message = "unknown pass '\(name)'"
-        if let near = nearestName(to: name) { message += "; did you mean '\(near)'?" }
-        message += " ('rebirth passes' lists them)"
-        throw PassSelectionError(message: message)
-      }
-      passes.append(pass)
-    }
-    return passes
+    return try names.map { (name) throws(PassSelectionError) in try pass(named: name) }
   }
 
-  /// The registered name closest to `name` by edit distance, if reasonably close.
-  static func nearestName(to name: String) -> String? {
-    let scored = (all.map { $0.name } + ["none"]).map { ($0, editDistance($0, name)) }
-    guard let best = scored.min(by: { $0.1 < $1.1 }), best.1 <= max(2, name.count / 3) else { return nil }
-    return best.0
+  /// The pass called `name`, or an error that suggests the nearest name.
+  public static func pass(named name: String) throws(PassSelectionError) -> any Pass.Type {
+    if let pass = named(name) { return pass }
+    var message = "unknown pass '\(name)'"
+    if let near = nearestName(to: name, among: all.map { $0.name } + ["none"]) { message += "; did you mean '\(near)'?" }
+    message += " ('rebirth passes' lists them)"
+    throw PassSelectionError(message: message)
   }
+
+  /// The passes a preset turns on for `target`, in pipeline order.
+  public static func passes(for preset: Preset, target: OutputTarget) -> [any Pass.Type] {
+    all.filter { pass in
+      if pass.isDefault(for: target) { return true }
+      guard let p = pass.preset, p != .exact else { return false }
+      return p <= preset
+    }
+  }
+
+  /// The pipeline the `optimize` flags describe.
+  ///
+  /// `passes` (the `--passes` list) is exact and excludes `preset`, `enable` and `disable`;
+  /// otherwise the preset's passes, plus `enable`, minus `disable`, in registry order. Each of
+  /// `options` is `PASS.KEY=VALUE` and must name a pass of the pipeline and one of its options.
+  public static func plan(
+    passes list: String? = nil, preset: Preset = .exact, enable: [String] = [], disable: [String] = [],
+    options: [String] = [], target: OutputTarget = .onnx
+  ) throws(PassSelectionError) -> [PipelineStep] {
+    var chosen: [any Pass.Type]
+    if let list {
+      guard preset == .exact, enable.isEmpty, disable.isEmpty else {
+        throw PassSelectionError(message: "--passes lists the passes exactly; it cannot be combined with --preset, --enable or --disable")
+      }
+      chosen = try select(list)
+    } else {
+      let on = try Set(enable.flatMap(splitNames).map { (n) throws(PassSelectionError) in try pass(named: n).name })
+      let off = try Set(disable.flatMap(splitNames).map { (n) throws(PassSelectionError) in try pass(named: n).name })
+      if let both = on.intersection(off).sorted().first {
+        throw PassSelectionError(message: "pass '\(both)' is both enabled and disabled")
+      }
+      let base = Set(passes(for: preset, target: target).map { $0.name })
+      chosen = all.filter { (base.contains($0.name) || on.contains($0.name)) && !off.contains($0.name) }
+    }
+    var steps = chosen.map { PipelineStep($0) }
+    for option in options {
+      let (passName, key, value) = try parseOption(option)
+      _ = try pass(named: passName)
+      guard let index = steps.firstIndex(where: { $0.pass.name == passName }) else {
+        throw PassSelectionError(message: "--pass-option \(option): pass '\(passName)' is not in this pipeline (add it with --enable)")
+      }
+      do { try steps[index].options.set(key, value) } catch {
+        throw PassSelectionError(message: "--pass-option \(option): \(error.message)")
+      }
+    }
+    return steps
+  }
+
+  private static func splitNames(_ list: String) -> [String] {
+    list.split(separator: ",").map { String($0).trimmingCharacters(in: " ") }.filter { !$0.isEmpty }
+  }
+
+  private static func parseOption(_ text: String) throws(PassSelectionError) -> (String, String, String) {
+    guard let eq = text.firstIndex(of: "="), let dot = text[..<eq].lastIndex(of: ".") else {
+      throw PassSelectionError(message: "--pass-option wants PASS.KEY=VALUE, not '\(text)'")
+    }
+    let pass = String(text[..<dot]), key = String(text[text.index(after: dot)..<eq])
+    let value = String(text[text.index(after: eq)...])
+    guard !pass.isEmpty, !key.isEmpty else {
+      throw PassSelectionError(message: "--pass-option wants PASS.KEY=VALUE, not '\(text)'")
+    }
+    return (pass, key, value)
+  }
+}
+
+/// The name among `candidates` closest to `name` by edit distance, if reasonably close.
+func nearestName(to name: String, among candidates: [String]) -> String? {
+  let scored = candidates.map { ($0, editDistance($0, name)) }
+  guard let best = scored.min(by: { $0.1 < $1.1 }), best.1 <= max(2, name.count / 3) else { return nil }
+  return best.0
 }
 
 /// Levenshtein distance between two strings.
 func editDistance(_ a: String, _ b: String) -> Int {
   let a = Array(a), b = Array(b)
+  guard !a.isEmpty else { return b.count }
+  guard !b.isEmpty else { return a.count }
   var previous = Array(0...b.count)
-  for i in 1...max(a.count, 1) where !a.isEmpty {
+  for i in 1...a.count {
     var current = [i] + Array(repeating: 0, count: b.count)
-    for j in 1...max(b.count, 1) where !b.isEmpty {
+    for j in 1...b.count {
       current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
     }
     previous = current
   }
-  return a.isEmpty ? b.count : previous[b.count]
+  return previous[b.count]
 }
 
-extension Substring {
+extension String {
   fileprivate func trimmingCharacters(in set: Character) -> String {
     String(drop { $0 == set }.reversed().drop { $0 == set }.reversed())
   }
