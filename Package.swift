@@ -48,7 +48,9 @@ let package = Package(
     .testTarget(name: "ImportersTests", dependencies: ["Graph", "Importers", "Exporters", "GraphTesting"]),
     .testTarget(name: "PassesTests", dependencies: ["Passes", "Graph", "Runtime", "GraphTesting"]),
     .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "Graph", "Linalg", "GraphTesting"]),
-    .testTarget(name: "CLITests", dependencies: ["GraphTesting", "rebirth", "Graph", "Importers", "Exporters", "Runtime"]),
+    .testTarget(
+      name: "CLITests", dependencies: ["GraphTesting", "rebirth", "Graph", "Importers", "Exporters", "Runtime"],
+      exclude: ["snapshots"]),
   ],
   swiftLanguageModes: [.v6]
 )

@@ -366,7 +366,9 @@ public struct Graph: Sendable {
       case .capture(let node):
         renameOuterReference(in: node, from: self[old].name, to: self[new].name)
         removeUse(use, from: old)
-        nodeSlots[node.index]!.captures = self[node].captures.map { $0 == old ? new : $0 }
+        // A node that captured both values keeps `new` once.
+        var seen = Set<ValueID>()
+        nodeSlots[node.index]!.captures = self[node].captures.map { $0 == old ? new : $0 }.filter { seen.insert($0).inserted }
         if !self[new].uses.contains(.capture(node)) { valueSlots[new.index]!.uses.append(.capture(node)) }
       case .graphOutput: break
       }

@@ -73,6 +73,7 @@ public struct Pipeline: Sendable {
   ) throws(PipelineError) -> PipelineReport {
     var report = PipelineReport()
     let declared = typedIntermediates(model.graph)
+    let outputTypes = model.graph.outputs.map { (model.graph[$0].name, model.graph[$0].type) }
     var rewriter = Rewriter(model: model, maxRewrites: maxRewrites)
     let clock = ContinuousClock()
     for step in steps {
@@ -112,6 +113,12 @@ public struct Pipeline: Sendable {
     report.warnings = rewriter.warnings
     model = rewriter.model
     forgetInferredTypes(in: &model.graph, keeping: declared)
+    // The outputs' declared types are the model's signature: shape inference may have made a
+    // symbolic dim concrete, which would change what the model promises its callers.
+    for (position, (name, type)) in outputTypes.enumerated() where position < model.graph.outputs.count {
+      let value = model.graph.outputs[position]
+      if model.graph[value].name == name { model.graph.updateValue(value) { $0.type = type } }
+    }
     return report
   }
 

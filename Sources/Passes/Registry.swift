@@ -14,6 +14,29 @@ public enum PassRegistry {
     // Cleanup first: later patterns match more when no-ops and dead branches are gone.
     EliminateIdentity.self,
     EliminateDeadCode.self,
+    // Constants next, once no-ops are gone: later patterns (fold-batchnorm, merges) see weights
+    // as initializers rather than Constant nodes or small constant subgraphs.
+    FoldConstants.self,
+    // After fold-constants, which has turned Constant-node shape pieces into initializers this
+    // pass reads; it folds its own small shape arithmetic, so it also works alone.
+    FoldShapeChains.self,
+    // Merges after the no-ops are gone (a Transpose pair split by an Identity is a pair again):
+    // reshape and transpose chains first, then cse, which then sees the chains' single survivors.
+    MergeReshapes.self,
+    MergeTransposes.self,
+    EliminateCommonSubexpressions.self,
+    // Folding, after cleanup (an Identity between a Conv and its BatchNorm is gone): fold-pad first
+    // (a Pad only folds into the window op right after it), then BatchNorms, then the constant
+    // Mul/Add/Sub/Div left over (exported BatchNorms, and the Mul+Add fold-batchnorm makes).
+    FoldPad.self,
+    FoldBatchNorm.self,
+    FoldAffine.self,
+    // After the folding passes, so BatchNorms and affines already sit inside the convs it merges;
+    // before branch-slim, which then stacks the merged layers' siblings.
+    StreamSlim.self,
+    // After the folding passes (and stream-slim), so the siblings it stacks have their BatchNorms
+    // and affines folded in already; before fuse-activation, which then fuses the one kept Relu.
+    BranchSlim.self,
   ]
 
   public static func named(_ name: String) -> (any Pass.Type)? {

@@ -148,6 +148,15 @@ public struct Rewriter: Sendable {
     model.graph.updateNode(node) { $0.opType = opType }
   }
 
+  /// Renames `value` to `name` when that name is free (nothing happens otherwise); a weight the
+  /// open change made is reported under its new name. Graph outputs keep their names.
+  public mutating func rename(_ value: ValueID, to name: String) {
+    let old = graph[value].name
+    guard old != name, graph.value(named: name) == nil, !graph.isGraphOutput(value) else { return }
+    do { try model.graph.rename(value, to: name) } catch { return }
+    if let index = pending?.weights.firstIndex(where: { $0.name == old }) { pending!.weights[index].name = name }
+  }
+
   /// Infers the types and shapes of the values it can (not a logged change: it only records what
   /// the graph already computes).
   public mutating func inferShapes() {

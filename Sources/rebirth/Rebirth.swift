@@ -21,7 +21,7 @@ struct Rebirth: ParsableCommand {
       Exit status: 0 on success, 1 when a model is bad or cannot be written, 2 on a usage error.
       """,
     version: version,
-    subcommands: [Optimize.self, ListPasses.self, Inspect.self, Run.self, Verify.self, Bench.self]
+    subcommands: [Optimize.self, ListPasses.self, Inspect.self, Diff.self, Run.self, Verify.self, Bench.self]
   )
 
   /// Runs the command and maps every failure to a one-line message and an exit status: 2 for
