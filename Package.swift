@@ -39,7 +39,7 @@ let package = Package(
     .executableTarget(
       name: "rebirth",
       dependencies: [
-        "Graph", "Importers", "Exporters", "Passes", "Runtime",
+        "Graph", "Importers", "Exporters", "Passes", "Runtime", "Linalg",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]),
     // Helpers shared by every test target.

@@ -169,24 +169,42 @@ struct ChannelLayer {
 
   /// The weight times `factor[channel]`, computed in Double and stored as float32.
   func scaledWeight(by factor: [Double]) -> Tensor {
-    let w = weight.doubles ?? []
+    let w = weight.floats ?? []
     let shape = weight.shape
     let inner = shape.dropFirst(2).reduce(1, *)
     var out = [Float](repeating: 0, count: w.count)
-    for f in w.indices {
-      let channel: Int
-      switch kind {
-      case .conv:
-        channel = f / max(1, w.count / shape[0])
-      case .convTranspose(let group):
-        let perGroupOut = shape[1], inputsPerGroup = shape[0] / group
-        channel = (f / (inner * perGroupOut)) / inputsPerGroup * perGroupOut + (f / inner) % perGroupOut
-      case .gemm(let transB, _, _):
-        channel = transB ? f / shape[1] : f % shape[1]
-      case .matMul:
-        channel = f % shape[1]
+    w.withUnsafeBufferPointer { w in
+      out.withUnsafeMutableBufferPointer { out in
+        switch kind {
+        case .conv:
+          // Output channel c owns the contiguous block [c·n, (c+1)·n).
+          let n = w.count / max(1, shape[0])
+          for c in 0..<shape[0] {
+            let f = factor[c]
+            for i in c * n..<(c + 1) * n { out[i] = Float(Double(w[i]) * f) }
+          }
+        case .convTranspose(let group):
+          // Weight [C_in, C_out/group, k…]: the channel of row (i, j) is group(i)·C_out/group + j.
+          let perGroupOut = shape[1], inputsPerGroup = shape[0] / group
+          for i in 0..<shape[0] {
+            for j in 0..<perGroupOut {
+              let f = factor[i / inputsPerGroup * perGroupOut + j], base = (i * perGroupOut + j) * inner
+              for k in base..<base + inner { out[k] = Float(Double(w[k]) * f) }
+            }
+          }
+        case .gemm(let transB, _, _) where transB:
+          let n = shape[1]
+          for r in 0..<shape[0] {
+            let f = factor[r]
+            for k in r * n..<(r + 1) * n { out[k] = Float(Double(w[k]) * f) }
+          }
+        case .gemm, .matMul:
+          let n = shape[1]
+          for r in 0..<shape[0] {
+            for k in 0..<n { out[r * n + k] = Float(Double(w[r * n + k]) * factor[k]) }
+          }
+        }
       }
-      out[f] = Float(w[f] * factor[channel])
     }
     return Tensor(floats: out, shape: shape)
   }

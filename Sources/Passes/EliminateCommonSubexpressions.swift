@@ -57,7 +57,7 @@ public struct EliminateCommonSubexpressions: Pass {
       // A value a subgraph reads by name stays itself (renaming it inside the subgraph could meet
       // a local value of the new name, or capture the kept one twice); it can still be the kept one.
       let capturedBySubgraph = graph[value].uses.contains { if case .capture = $0 { return true } else { return false } }
-      let digest = tensor.digest
+      let digest = tensor.contentHash
       let first = buckets[digest, default: []].first { graph.constant($0)?.hasSameContent(as: tensor) == true }
       guard let first, !capturedBySubgraph else {
         buckets[digest, default: []].append(value)
@@ -197,13 +197,13 @@ private func hashAttribute(_ attribute: Attribute, into hasher: inout Hasher) {
   case .float(let v): hasher.combine(v.bitPattern)
   case .int(let v): hasher.combine(v)
   case .string(let v): hasher.combine(v)
-  case .tensor(let t): hasher.combine(t.digest)
+  case .tensor(let t): hasher.combine(t.contentHash)
   case .sparseTensor(let v): hasher.combine(v)
   case .type(let v): hasher.combine(v)
   case .floats(let v): hasher.combine(v.map(\.bitPattern))
   case .ints(let v): hasher.combine(v)
   case .strings(let v): hasher.combine(v)
-  case .tensors(let v): hasher.combine(v.map(\.digest))
+  case .tensors(let v): hasher.combine(v.map(\.contentHash))
   case .sparseTensors(let v): hasher.combine(v)
   case .types(let v): hasher.combine(v)
   case .graph, .graphs: hasher.combine("subgraph")

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Linalg
 
 /// The `rebirth` command line.
 @main
@@ -27,6 +28,10 @@ struct Rebirth: ParsableCommand {
   /// Runs the command and maps every failure to a one-line message and an exit status: 2 for
   /// usage errors, 1 for bad models.
   static func main() {
+    // OpenBLAS starts a pool of busy-waiting threads when it loads; until a command asks for
+    // threads (run, verify and bench set them per session), keep BLAS to the calling thread, so
+    // the pool's spinning does not steal a core from the work (it doubled optimize's wall time).
+    BLAS.threadCount = 1
     do {
       var command = try parseAsRoot()
       try command.run()
