@@ -32,6 +32,8 @@ public struct PipelineReport: Sendable, Codable, Equatable {
   public var warnings: [String] = []
   /// Whether `--max-rewrites` stopped the run before the passes were done.
   public var stoppedAtRewriteLimit = false
+  /// Approximate rewrites measured and undone, with why.
+  public var skipped: [Change] = []
 }
 
 /// A pass failed or left a graph the verifier rejects.
@@ -51,6 +53,8 @@ public struct Pipeline: Sendable {
   public var verifyEach: Bool
   /// Stop after this many changes (`--max-rewrites`); the cleanup does not count.
   public var maxRewrites: Int?
+  /// Calibration and budgets for the approximate passes.
+  public var approximation = ApproximationSettings()
 
   public init(steps: [PipelineStep], verifyEach: Bool = Pipeline.verifiesByDefault, maxRewrites: Int? = nil) {
     self.steps = steps
@@ -75,6 +79,7 @@ public struct Pipeline: Sendable {
     let declared = typedIntermediates(model.graph)
     let outputTypes = model.graph.outputs.map { (model.graph[$0].name, model.graph[$0].type) }
     var rewriter = Rewriter(model: model, maxRewrites: maxRewrites)
+    rewriter.approximation = approximation
     let clock = ContinuousClock()
     for step in steps {
       if !rewriter.canRewrite {
@@ -111,6 +116,7 @@ public struct Pipeline: Sendable {
     try verify(rewriter.graph, after: steps.last?.pass.name ?? "import")
     report.changes = rewriter.changes
     report.warnings = rewriter.warnings
+    report.skipped = rewriter.skipped
     model = rewriter.model
     forgetInferredTypes(in: &model.graph, keeping: declared)
     // The outputs' declared types are the model's signature: shape inference may have made a

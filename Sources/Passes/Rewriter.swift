@@ -23,12 +23,19 @@ public struct Rewriter: Sendable {
   public var remainingRewrites: Int?
   /// Whether changes count against ``remainingRewrites`` (the pipeline's dead-code cleanup does not).
   public var isBudgeted = true
+  /// The model as the pipeline received it: the reference approximate passes measure against.
+  public let original: Model
+  /// Calibration data and budgets for the approximate passes.
+  public var approximation = ApproximationSettings()
+  /// Approximate rewrites that were measured and undone (over budget, or no gain), with why.
+  public private(set) var skipped: [Change] = []
 
   private var pending: Change?
   private var snapshot: Model?
 
   public init(model: Model, maxRewrites: Int? = nil) {
     self.model = model
+    self.original = model
     self.opset = Int(model.onnxOpsetVersion ?? 0)
     self.remainingRewrites = maxRewrites
   }
@@ -67,6 +74,24 @@ public struct Rewriter: Sendable {
     warnings.append("\(change.pass): \(change.pattern): \(reason); left unchanged")
     pending = nil
     snapshot = nil
+  }
+
+  /// Abandons the open change, restoring the model, and reports it as skipped with `reason`
+  /// (e.g. "output error 0.012 over the budget 0.01") and its measurements.
+  public mutating func skipChange(_ description: String, reason: String, metrics: [String: Double] = [:]) {
+    guard let before = snapshot, var change = pending else { preconditionFailure("no open change") }
+    model = before
+    change.description = "\(description): skipped, \(reason)"
+    change.metrics = metrics
+    skipped.append(change)
+    pending = nil
+    snapshot = nil
+  }
+
+  /// Adds measurements to the open change (for approximate rewrites: "output_error", "rank",
+  /// "params_before", "params_after", "weight_error", …); the report prints them.
+  public mutating func recordMetrics(_ metrics: [String: Double]) {
+    pending?.metrics.merge(metrics) { _, new in new }
   }
 
   /// The open change, as logged so far.
@@ -235,6 +260,8 @@ public struct Change: Sendable, Codable, Equatable {
   public var weights: [WeightSummary] = []
   /// Initializers and inputs it removed.
   public var removedValues: [String] = []
+  /// Measurements of an approximate change (its output error, rank, parameters…), by name.
+  public var metrics: [String: Double] = [:]
 
   public init(pass: String, pattern: String) {
     self.pass = pass

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Graph
+import Linalg
 import Passes
 
 /// `rebirth optimize IN OUT`: read, rewrite, write, report.
@@ -63,8 +64,36 @@ struct Optimize: ParsableCommand {
   @Flag(help: "Store weights in an external-data file beside the output (OUT.data). Automatic past ONNX's 2 GiB limit.")
   var externalData = false
 
+  @Option(help: "Calibration samples for the approximate passes: a .npz with one array per model input (one more leading axis: one sample per index).")
+  var calibration: String?
+
+  @Option(help: "Make N random calibration samples instead (a poor fit; for trying things out).")
+  var calibrationRandom: Int?
+
+  @Option(help: "Approximate passes: the largest relative output error the model may reach, measured on held-back calibration samples.")
+  var maxError: Double?
+
+  @Option(help: "Factorization: the fraction of the eligible layers' parameters to keep, e.g. 0.25.")
+  var compression: Double?
+
+  @Option(help: "Factorization: leave layers with fewer parameters than this alone.")
+  var minParams: Int = 4096
+
+  @Flag(help: "Run the input and the output model on the same inputs and report the output error.")
+  var verify = false
+
+  @Option(help: "Threads for calibration runs and BLAS (default: every core).")
+  var threads: Int?
+
   func validate() throws {
     if let maxRewrites, maxRewrites < 0 { throw ValidationError("--max-rewrites must be at least 0") }
+    if calibration != nil && calibrationRandom != nil {
+      throw ValidationError("give either --calibration or --calibration-random, not both")
+    }
+    if let maxError, !(maxError > 0) { throw ValidationError("--max-error must be above 0") }
+    if let compression, !(compression > 0 && compression <= 1) { throw ValidationError("--compression must be in (0, 1]") }
+    if minParams < 0 { throw ValidationError("--min-params must be at least 0") }
+    if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
   }
 
   func run() throws {
@@ -81,8 +110,10 @@ struct Optimize: ParsableCommand {
 
     var model = try loadModel(input)
     let before = model.statistics()
-    let pipeline = Pipeline(
+    var pipeline = Pipeline(
       steps: steps, verifyEach: verifyEach || Pipeline.verifiesByDefault, maxRewrites: maxRewrites)
+    let original = model
+    pipeline.approximation = try approximationSettings(for: model)
     let run: PipelineReport
     do {
       run = try pipeline.run(&model) { pass, old, new in
@@ -91,11 +122,13 @@ struct Optimize: ParsableCommand {
         print(unifiedDiff(old.text(options: diffTextOptions), new.text(options: diffTextOptions)), terminator: "")
       }
     } catch { throw CLIError.badModel("\(input): \(error.message)") }
+    let outputError = verify ? try measureOutputError(original: original, optimized: model, settings: pipeline.approximation) : nil
     try saveModel(model, to: output, externalData: externalData)
 
     let result = OptimizeReport(
       input: input, output: output, preset: passes == nil ? chosenPreset.rawValue : nil,
-      passes: steps.map { $0.pass.name }, maxRewrites: maxRewrites, before: before, after: model.statistics(), run: run)
+      passes: steps.map { $0.pass.name }, maxRewrites: maxRewrites, before: before, after: model.statistics(), run: run,
+      calibration: pipeline.approximation.calibration?.source, outputError: outputError)
     if let report {
       let json = report.lowercased().hasSuffix(".json") || format == .json
       do {
@@ -103,6 +136,32 @@ struct Optimize: ParsableCommand {
       } catch { throw CLIError.usage("\(report): cannot write the report: \(error.localizedDescription)") }
     }
     print(format == .json ? result.json : result.summaryText, terminator: "")
+  }
+}
+
+extension Optimize {
+  /// The calibration samples and budgets the flags describe.
+  func approximationSettings(for model: Model) throws(CLIError) -> ApproximationSettings {
+    var settings = ApproximationSettings()
+    if let calibration { settings.calibration = try CalibrationData.load(npz: calibration, for: model) }
+    if let calibrationRandom { settings.calibration = try CalibrationData.random(calibrationRandom, for: model) }
+    settings.maxError = maxError
+    settings.compression = compression
+    settings.minParams = minParams
+    settings.threads = threads ?? BLAS.processorCount
+    return settings
+  }
+
+  /// `--verify`: the output error of the optimized model against the original, on the held-back
+  /// calibration samples, or on seeded random inputs when there are none.
+  func measureOutputError(original: Model, optimized: Model, settings: ApproximationSettings) throws(CLIError) -> Double {
+    let reference: Calibration
+    if let given = settings.calibration { reference = given } else { reference = try CalibrationData.random(1, for: original) }
+    do {
+      return try reference.outputError(of: optimized, against: original, threads: settings.threads)
+    } catch {
+      throw .badModel("\(input): --verify could not run the models: \(error)")
+    }
   }
 }
 

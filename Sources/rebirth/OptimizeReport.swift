@@ -13,6 +13,10 @@ struct OptimizeReport: Codable {
   var before: GraphStatistics
   var after: GraphStatistics
   var run: PipelineReport
+  /// Where the calibration samples came from, when there were any.
+  var calibration: String?
+  /// `--verify`: the optimized model's relative output error against the original.
+  var outputError: Double?
 
   var json: String {
     let encoder = JSONEncoder()
@@ -32,6 +36,9 @@ struct OptimizeReport: Codable {
     if run.stoppedAtRewriteLimit, let maxRewrites {
       out += "stopped after \(maxRewrites) rewrite\(maxRewrites == 1 ? "" : "s") (--max-rewrites)\n"
     }
+    if let calibration { out += "calibration: \(calibration)\n" }
+    if let outputError { out += "output error (--verify): " + String(format: "%.3g", outputError) + " relative\n" }
+    if !run.skipped.isEmpty { out += "skipped: \(run.skipped.count) approximate rewrite\(run.skipped.count == 1 ? "" : "s") (see --report)\n" }
     for warning in run.warnings { out += "warning: \(warning)\n" }
     return out
   }
@@ -50,6 +57,14 @@ struct OptimizeReport: Codable {
       }
       if !change.removedValues.isEmpty {
         out += "    removed values: " + change.removedValues.joined(separator: ", ") + "\n"
+      }
+      if !change.metrics.isEmpty { out += "    " + metricsText(change.metrics) + "\n" }
+    }
+    if !run.skipped.isEmpty {
+      out += "\nskipped (\(run.skipped.count)):\n"
+      for change in run.skipped {
+        out += "\(change.pass): \(change.description)\n"
+        if !change.metrics.isEmpty { out += "    " + metricsText(change.metrics) + "\n" }
       }
     }
     return out
@@ -97,6 +112,10 @@ struct OptimizeReport: Codable {
       out += line + "\n"
     }
     return out
+  }
+
+  private func metricsText(_ metrics: [String: Double]) -> String {
+    metrics.sorted { $0.key < $1.key }.map { "\($0.key) \(String(format: "%.4g", $0.value))" }.joined(separator: ", ")
   }
 
   private func nodeText(_ n: NodeSummary) -> String { n.label }
