@@ -5,15 +5,15 @@ Writes each model once into a cache folder outside the repository (default
 ~/.cache/rebirth-bench/models) as NAME-vGENERATOR_VERSION.onnx, seeded and deterministic, and
 rebuilds it when GENERATOR_VERSION changes (older versions of the same model are deleted):
 
-  googlenet        GoogLeNet (torchvision; aux_logits off, init_weights)        1x3x224x224
-  inception-v3     Inception-v3 (torchvision; aux_logits off, init_weights)     1x3x299x299
-  resnet50         ResNet-50 (torchvision, v1.5)                                1x3x224x224
-  mobilenet-v2     MobileNetV2 (torchvision)                                     1x3x224x224
-  densenet121      DenseNet-121 (torchvision)                                    1x3x224x224
-  efficientnet-b0  EfficientNet-B0 (torchvision)                                 1x3x224x224
-  shufflenet-v2    ShuffleNetV2 x1.0 (torchvision)                               1x3x224x224
+  googlenet        GoogLeNet (torchvision; aux_logits off, init_weights)      1x3x224x224
+  inception-v3     Inception-v3 (torchvision; aux_logits off, init_weights)   1x3x299x299
+  resnet50         ResNet-50 (torchvision, v1.5)                              1x3x224x224
+  mobilenet-v2     MobileNetV2 (torchvision)                                  1x3x224x224
+  densenet121      DenseNet-121 (torchvision)                                 1x3x224x224
+  efficientnet-b0  EfficientNet-B0 (torchvision)                              1x3x224x224
+  shufflenet-v2    ShuffleNetV2 x1.0 (torchvision)                            1x3x224x224
   lstm-lm          word-level LSTM language model: Embedding 10000x650, 2-layer nn.LSTM 650,
-                   Linear 650->10000; int64 tokens [35, 1] (sequence, batch) -> logits [35, 1, 10000]
+                   Linear 650->10000; int64 tokens [35, 1] (time, batch) -> logits [35, 1, 10000]
 
 The image models take `input` float32 [1, 3, H, W] and give `logits` [1, 1000]. Weights are
 torchvision's own initialisation under torch.manual_seed, then (see _randomize) every BatchNorm
@@ -27,6 +27,10 @@ training=TrainingMode.PRESERVE on a model in eval mode. In EVAL mode the exporte
 peephole" folds every BatchNormalization into the Conv before it; PRESERVE skips that pass and
 otherwise exports the same eval-mode graph (no Dropout, BatchNormalization in inference form).
 The generator checks that the graph holds one BatchNormalization per BatchNorm module.
+
+Same torch, same CPU, same bytes (torch runs on one thread here). Another torch version may draw
+other weights: bump GENERATOR_VERSION when upgrading it. The models' doc_string records the
+versions that made them.
 
     python bench/models.py [--cache DIR] [--models googlenet,resnet50] [--force] [--check]
 
@@ -97,7 +101,6 @@ def _lstm_lm():
             self.decoder = nn.Linear(LM_WIDTH, LM_VOCAB)
             nn.init.uniform_(self.encoder.weight, -0.1, 0.1)
             nn.init.uniform_(self.decoder.weight, -0.1, 0.1)
-            nn.init.zeros_(self.decoder.bias)
 
         def forward(self, tokens: torch.Tensor) -> torch.Tensor:
             out, _ = self.rnn(self.drop(self.encoder(tokens)))

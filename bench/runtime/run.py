@@ -28,7 +28,8 @@ generated on first use into ~/.cache/rebirth-bench/models, which needs torch: se
                                 [--rounds 5] [--runs 20] [--warmup 3] [--cache DIR]
 
 Run it with the venv's python (onnxruntime, onnx, numpy) and a release build
-(.build/release/rebirth, or $REBIRTH_BIN).
+(.build/release/rebirth, or $REBIRTH_BIN). The header says which OpenBLAS kernels rebirth gets:
+OpenBLAS picks them for the CPU it detects unless $OPENBLAS_CORETYPE forces a core.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ import models  # noqa: E402  (bench/models.py)
 DEFAULT_MODELS = ["googlenet", "resnet50", "mobilenet-v2"]
 VARIANTS = ["rebirth", "ort-off", "ort-all"]
 TARGET_OFF, TARGET_ALL = 1.5, 2.0  # rebirth/ORT_DISABLE_ALL and rebirth/ORT_ENABLE_ALL at most
+NOISY = 1.25  # flag a variant whose round p50s differ by more than this factor
 
 
 # --------------------------------------------------------------------------------------------
@@ -182,12 +184,12 @@ def environment(binary: Path) -> list[str]:
                 break
     except OSError:
         pass
-    blas = ""
+    blas = "OpenBLAS"
     if sys.platform == "linux":
         package = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", "libopenblas0-pthread"],
                                  capture_output=True, text=True)
         if package.returncode == 0:
-            blas = f", OpenBLAS {package.stdout.strip()} (Debian)"
+            blas += f" {package.stdout.strip()} (Debian)"
     # OpenBLAS picks its kernels for the CPU it detects (or $OPENBLAS_CORETYPE) when it loads,
     # and says which with OPENBLAS_VERBOSE=2.
     probe = subprocess.run([str(binary), "--version"], capture_output=True, text=True,
@@ -195,11 +197,13 @@ def environment(binary: Path) -> list[str]:
     cores = [line.split(":", 1)[1].strip() for line in (probe.stdout + probe.stderr).splitlines()
              if line.startswith("Core:")]
     if cores:
-        forced = os.environ.get("OPENBLAS_CORETYPE")
-        blas += f", {cores[-1]} kernels" + (f" (OPENBLAS_CORETYPE={forced})" if forced is not None
-                                             else " (detected)")
+        forced = "OPENBLAS_CORETYPE" in os.environ
+        blas += f", {cores[-1]} kernels ({'forced' if forced else 'detected'})"
+    settings = " ".join(f"{k}={v}" for k, v in sorted(os.environ.items())
+                        if k.startswith(("OPENBLAS_", "OMP_")))
     return [
-        f"rebirth {version.stdout.strip()} ({binary}){blas}",
+        f"rebirth {version.stdout.strip()} ({binary})",
+        blas + (f"; environment: {settings}" if settings else ""),
         f"onnxruntime {ort.__version__}, numpy {np.__version__}, "
         f"Python {platform.python_version()}",
         f"{platform.platform()}, {cpu}, {os.cpu_count()} CPUs, load average "
@@ -259,7 +263,7 @@ def main() -> int:
 
     import numpy as np
 
-    rows = []
+    rows, noisy = [], []
     with tempfile.TemporaryDirectory(prefix="rebirth-bench-runtime-") as tmp:
         work = Path(tmp)
         for name in names:
@@ -293,6 +297,8 @@ def main() -> int:
                     print(f"  T={threads} {variant:8} p50 {t.p50:8.2f} ms  min {t.minimum:8.2f} ms"
                           f"  round p50s {spread} ms{rss}", flush=True)
                 p50 = {v: timings[v].p50 for v in VARIANTS}
+                noisy += [f"{name} T={threads} {v}" for v, t in timings.items()
+                          if not t.error and max(t.round_p50) > NOISY * min(t.round_p50)]
                 rows.append((name, threads, p50["rebirth"], p50["ort-off"], p50["ort-all"],
                              p50["rebirth"] / p50["ort-off"], p50["rebirth"] / p50["ort-all"]))
 
@@ -310,6 +316,9 @@ def main() -> int:
     met_all = sum(1 for row in rows if row[6] <= TARGET_ALL)
     print(f"\ntargets: within {TARGET_OFF}x of ORT_DISABLE_ALL in {met_off}/{len(rows)} rows, "
           f"within {TARGET_ALL:.0f}x of ORT_ENABLE_ALL in {met_all}/{len(rows)} rows")
+    if noisy:
+        print(f"noisy (slowest round's p50 over {NOISY}x the fastest's; the machine was busy?): "
+              + ", ".join(noisy))
     print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     return 0
 
