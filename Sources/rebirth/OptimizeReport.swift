@@ -48,7 +48,7 @@ struct OptimizeReport: Codable {
     var out = summaryText
     out += "\nchanges (\(run.changes.count)):\n"
     for change in run.changes {
-      out += "\(change.pass): \(change.description)\n"
+      out += "\(change.pass) [\(change.pattern)]: \(change.description)\n"
       if !change.removed.isEmpty { out += "    removed: " + change.removed.map(nodeText).joined(separator: ", ") + "\n" }
       if !change.created.isEmpty { out += "    created: " + change.created.map(nodeText).joined(separator: ", ") + "\n" }
       if !change.modified.isEmpty { out += "    modified: " + change.modified.map(nodeText).joined(separator: ", ") + "\n" }
