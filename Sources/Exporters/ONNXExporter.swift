@@ -82,13 +82,15 @@ public struct ONNXExportError: Error, CustomStringConvertible, Sendable, Equatab
 /// into the file, so no tensor is copied and no buffer holds the whole serialized model. Tensors
 /// are written as `raw_data` (string tensors as `string_data`). Past protobuf's 2 GiB limit, or
 /// when asked, tensors of 1 KiB or more go to `<final name>.data` beside the model, 64-byte
-/// aligned, referenced by a relative location.
+/// aligned, referenced by a relative location. Fused layers (`ai.rebirth`, from `fuse-activation`)
+/// are written back as standard layer and activation nodes (``Model/unfusingActivations()``).
 public enum ONNXExporter {
   /// Writes `model` to exactly `path` (the external data file, if any, beside the final path).
   @discardableResult
   public static func write(
     _ model: Model, to path: String, options: ONNXExportOptions = ONNXExportOptions()
   ) throws(ONNXExportError) -> ONNXExportSummary {
+    let model = model.unfusingActivations()  // ONNX has no fused layers
     let finalPath = options.finalPath ?? path
     let (builder, root, size) = try messages(for: model, path: path, finalPath: finalPath, options: options)
     var summary = ONNXExportSummary(
@@ -147,6 +149,7 @@ public enum ONNXExporter {
 
   /// The serialized model, all tensors inline, in memory (for tests and small models).
   public static func serialize(_ model: Model) throws(ONNXExportError) -> [UInt8] {
+    let model = model.unfusingActivations()  // ONNX has no fused layers
     let builder = MessageBuilder(path: "<memory>", external: nil)
     let root = try builder.model(model)
     let message = baseMessage(root)

@@ -5,7 +5,7 @@
   import COpenBLAS
 #endif
 
-/// Level-3 BLAS on row-major float32 matrices, and the BLAS thread setting.
+/// Level-3 BLAS (and sgemv for one-row products) on row-major float32 matrices, and the BLAS thread setting.
 ///
 /// OpenBLAS (Linux) or Accelerate (Apple platforms) does the work. Every matrix is row-major with a
 /// leading dimension (`lda`): the distance in elements between the starts of two rows.
@@ -62,9 +62,54 @@ public enum BLAS {
       scale(c, rows: m, columns: n, ld: ldc, by: beta)
       return
     }
+    // A one-row (or one-column) product is a matrix-vector product: sgemm would pack the whole
+    // matrix operand on every call (OpenBLAS's `sgemm_incopy`), which costs as much as the product
+    // itself; sgemv streams it once. Recurrent cells at batch 1 and Gemm/MatMul on one row land here.
+    if m == 1 || n == 1 {
+      if beta == 0 {
+        // sgemv scales y by beta, which would keep a NaN already there.
+        if m == 1 {
+          c.update(repeating: 0, count: n)
+        } else {
+          for i in 0..<m { c[i * ldc] = 0 }
+        }
+      }
+      if m == 1 {
+        // c[0, :] = alpha·op(B)ᵀ·a + beta·c, where a's k elements are a row (or, transposed, a
+        // column of stride lda).
+        cblas_sgemv(
+          CblasRowMajor, transposeB ? CblasNoTrans : CblasTrans, Int32(transposeB ? n : k),
+          Int32(transposeB ? k : n), alpha, b, Int32(ldb), a, Int32(transposeA ? lda : 1), beta, c, 1)
+      } else {
+        // c[:, 0] = alpha·op(A)·b + beta·c, where b's k elements are a column of stride ldb (or,
+        // transposed, a row).
+        cblas_sgemv(
+          CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, Int32(transposeA ? k : m),
+          Int32(transposeA ? m : k), alpha, a, Int32(lda), b, Int32(transposeB ? 1 : ldb), beta, c, Int32(ldc))
+      }
+      return
+    }
     cblas_sgemm(
       CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
       Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+  }
+
+  /// `C ← A·B` in double precision, row-major, A m×k, B k×n, C m×n (C is not read).
+  public static func dgemm(
+    m: Int, n: Int, k: Int, a: UnsafePointer<Double>, lda: Int, b: UnsafePointer<Double>, ldb: Int,
+    c: UnsafeMutablePointer<Double>, ldc: Int
+  ) {
+    precondition(m >= 0 && n >= 0 && k >= 0, "dgemm: negative dimension")
+    precondition(max(m, n, k, lda, ldb, ldc) <= maxDimension, "dgemm: dimension exceeds 32-bit BLAS")
+    precondition(ldc >= max(1, n) && lda >= max(1, k) && ldb >= max(1, n), "dgemm: leading dimension too small")
+    if m == 0 || n == 0 { return }
+    if k == 0 {
+      for i in 0..<m { (c + i * ldc).update(repeating: 0, count: n) }
+      return
+    }
+    cblas_dgemm(
+      CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(m), Int32(n), Int32(k), 1, a, Int32(lda), b, Int32(ldb), 0, c,
+      Int32(ldc))
   }
 
   /// `C ← alpha·op(A)·op(A)ᵀ + beta·C` on the lower triangle of the n×n row-major C (the strict upper

@@ -34,9 +34,29 @@ public enum PassRegistry {
     // After the folding passes, so BatchNorms and affines already sit inside the convs it merges;
     // before branch-slim, which then stacks the merged layers' siblings.
     StreamSlim.self,
+    // Approximate (off by default, preset slim). stream-slim-fit after stream-slim, so the exact
+    // merges are made first and the fits start from them.
+    StreamSlimFit.self,
+    // branch-slim-fit before branch-slim: the k×k conv it fits on an Inception block's input is
+    // then stacked exactly with the block's other convs on that input by branch-slim.
+    BranchSlimFit.self,
     // After the folding passes (and stream-slim), so the siblings it stacks have their BatchNorms
     // and affines folded in already; before fuse-activation, which then fuses the one kept Relu.
     BranchSlim.self,
+    // Last exact pass: every fold and merge above matches standard-domain layers only, and a fused
+    // layer is in the ai.rebirth domain; after branch-slim, so a merged layer's one kept Relu fuses.
+    FuseActivation.self,
+    // Factorization last (approximate, off by default, preset thin): after every exact pass and
+    // the fitted slimming, so it factorizes the layers that survive, at their final shapes.
+    FactorizeSVD.self,
+    // deepthin right after svd: with both on, it sees only the layers svd left whole.
+    FactorizeDeepThin.self,
+    // The other factorizations after factorize-svd, Tucker-2 (convs only) after Kronecker (linear
+    // layers only); a later one also sees the factors an earlier one made, so enable one at a time.
+    FactorizeKronecker.self,
+    FactorizeConv.self,
+    // prune after every factorization: it thins what is left dense (a factor's weights included).
+    Prune.self,
   ]
 
   public static func named(_ name: String) -> (any Pass.Type)? {

@@ -29,6 +29,8 @@ extension RewritePattern {
     rewriter.beginChange(Self.name)
     do {
       let description = try rewrite(m, &rewriter)
+      // A rewrite may measure itself and back out (Rewriter.skipChange): nothing left to commit.
+      guard rewriter.pendingChange != nil else { return false }
       rewriter.commitChange(description)
       return true
     } catch {

@@ -66,6 +66,7 @@ public struct KernelRegistry: Sendable {
   public static let standard: KernelRegistry = {
     var registry = KernelRegistry()
     for (op, kernel) in standardKernels { registry.register(kernel, for: op) }
+    for (op, kernel) in fusedLayerKernels { registry.register(kernel, for: op, domain: FusedActivation.domain) }
     return registry
   }()
 }

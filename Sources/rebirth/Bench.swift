@@ -21,7 +21,7 @@ struct Bench: ParsableCommand {
         rebirth bench model.onnx --dim N=8
       """)
 
-  @Argument(help: "The model to time (.onnx).")
+  @Argument(help: "The model to time (.onnx or .tmf).")
   var model: String
 
   @Option(help: "Threads for the runtime and BLAS (default: every core).")

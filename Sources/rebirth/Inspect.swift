@@ -13,7 +13,7 @@ struct Inspect: ParsableCommand {
     case onnxText = "onnx-text"
   }
 
-  @Argument(help: "The model to read (.onnx).")
+  @Argument(help: "The model to read (.onnx or .tmf).")
   var model: String
 
   @Option(help: "Output format: text or json (a summary), or onnx-text (the whole graph in ONNX's textual syntax).")

@@ -2,6 +2,7 @@ import Exporters
 import Foundation
 import Graph
 import Importers
+import Runtime
 
 /// The model file formats rebirth reads and writes, by file extension.
 enum ModelFormat {
@@ -25,7 +26,7 @@ func loadModel(_ path: String) throws(CLIError) -> Model {
   case .onnx:
     do { model = try ONNXImporter.load(path: path) } catch { throw .badModel(error.description) }
   case .tmf:
-    throw .usage("\(path): reading .tmf is not supported yet")
+    do { model = try TMFReader.load(path: path) } catch { throw .badModel(error.description) }
   }
   do { try model.graph.verify() } catch { throw .badModel("\(path): \(error.message)") }
   return model
@@ -33,14 +34,23 @@ func loadModel(_ path: String) throws(CLIError) -> Model {
 
 /// Writes `model` to `path` so that a failure leaves nothing behind: everything is written to
 /// temporary files beside the destination and renamed into place only when all of it succeeded.
-func saveModel(_ model: Model, to path: String, externalData: Bool) throws(CLIError) {
-  switch try ModelFormat(path: path) {
-  case .tmf: throw .usage("\(path): writing .tmf is not supported yet")
-  case .onnx: break
-  }
+///
+/// `.tmf` files get `metadata` (producer, source digest, passes applied: see docs/tmf.md).
+func saveModel(_ model: Model, to path: String, externalData: Bool, metadata: [MetadataEntry] = []) throws(CLIError) {
   let final = URL(fileURLWithPath: path)
   let temporary = final.deletingLastPathComponent()
     .appendingPathComponent(".\(final.lastPathComponent).rebirth-\(ProcessInfo.processInfo.processIdentifier).tmp")
+  if try ModelFormat(path: path) == .tmf {
+    do { try TMFWriter.write(model, to: temporary.path, metadata: metadata) } catch {
+      try? FileManager.default.removeItem(at: temporary)
+      throw .badModel("\(path): \(error.message)")
+    }
+    do { try replaceItem(at: final.path, with: temporary.path) } catch {
+      try? FileManager.default.removeItem(at: temporary)
+      throw .badModel("\(path): cannot move the written file into place: \(error.localizedDescription)")
+    }
+    return
+  }
   let staged: [StagedFile]
   do {
     staged = try writeONNX(model, temporary: temporary.path, final: final.path, externalData: externalData)

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Exporters
 import Foundation
 import Graph
 import Linalg
@@ -16,6 +17,7 @@ struct Optimize: ParsableCommand {
 
       Examples:
         rebirth optimize model.onnx out.onnx
+        rebirth optimize model.onnx out.tmf                                 # the compact runtime format
         rebirth optimize model.onnx out.onnx --passes none                  # convert only
         rebirth optimize model.onnx out.onnx --disable fold-constants
         rebirth optimize model.onnx out.onnx --enable branch-slim --report changes.txt
@@ -25,10 +27,10 @@ struct Optimize: ParsableCommand {
 
   enum Format: String, ExpressibleByArgument, CaseIterable { case text, json }
 
-  @Argument(help: "The model to read (.onnx).")
+  @Argument(help: "The model to read (.onnx or .tmf).")
   var input: String
 
-  @Argument(help: "Where to write the result (.onnx; .tmf is not supported yet).")
+  @Argument(help: "Where to write the result (.onnx, or .tmf: the compact runtime format, see docs/tmf.md).")
   var output: String
 
   @Option(help: "Comma-separated passes to run in exactly that order, or 'none' for a plain conversion.")
@@ -98,7 +100,6 @@ struct Optimize: ParsableCommand {
 
   func run() throws {
     let target: OutputTarget = try ModelFormat(path: output) == .tmf ? .tmf : .onnx
-    if target == .tmf { throw CLIError.usage("\(output): writing .tmf is not supported yet") }
     guard let chosenPreset = Preset(rawValue: preset) else {
       throw CLIError.usage("unknown preset '\(preset)' (exact, slim or thin)")
     }
@@ -123,7 +124,7 @@ struct Optimize: ParsableCommand {
       }
     } catch { throw CLIError.badModel("\(input): \(error.message)") }
     let outputError = verify ? try measureOutputError(original: original, optimized: model, settings: pipeline.approximation) : nil
-    try saveModel(model, to: output, externalData: externalData)
+    try saveModel(model, to: output, externalData: externalData, metadata: target == .tmf ? tmfMetadata(run) : [])
 
     let result = OptimizeReport(
       input: input, output: output, preset: passes == nil ? chosenPreset.rawValue : nil,
@@ -162,6 +163,27 @@ extension Optimize {
     } catch {
       throw .badModel("\(input): --verify could not run the models: \(error)")
     }
+  }
+}
+
+extension Optimize {
+  /// `.tmf` metadata: producer, the source model's SHA-256, the passes applied with their options,
+  /// change counts and the errors the approximate passes reported (docs/tmf.md, section metadata).
+  func tmfMetadata(_ run: PipelineReport) -> [MetadataEntry] {
+    var entries = [
+      MetadataEntry(key: "producer", value: "rebirth"),
+      MetadataEntry(key: "producer_version", value: Rebirth.version),
+      MetadataEntry(key: "source_file", value: (input as NSString).lastPathComponent),
+    ]
+    if let digest = SHA256.hexDigest(ofFile: input) { entries.append(MetadataEntry(key: "source_sha256", value: digest)) }
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys]
+    if let json = try? encoder.encode(run.runs) { entries.append(MetadataEntry(key: "passes", value: String(decoding: json, as: UTF8.self))) }
+    let measured = run.changes.filter { !$0.metrics.isEmpty } + run.skipped
+    if !measured.isEmpty, let json = try? encoder.encode(measured) {
+      entries.append(MetadataEntry(key: "measured_changes", value: String(decoding: json, as: UTF8.self)))
+    }
+    return entries
   }
 }
 

@@ -68,7 +68,7 @@ enum PassCatalogue {
     for e in entries {
       let kind = e.exact ? "exact" : "approx"
       var when: String
-      if e.defaultOn { when = "default" } else if let p = e.preset { when = "--preset \(p)" } else { when = "--enable" }
+      if e.defaultOn { when = "default" } else if let p = e.preset { when = "--preset \(p)" } else { when = "--enable only" }
       if e.defaultOnForTMF && !e.defaultOn { when = "tmf default" }
       out += e.name.padding(toLength: width + 2, withPad: " ", startingAt: 0)
       out += kind.padding(toLength: 8, withPad: " ", startingAt: 0)

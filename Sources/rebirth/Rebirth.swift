@@ -12,12 +12,15 @@ struct Rebirth: ParsableCommand {
     abstract: "Optimize neural-network graphs for CPUs and convert them to ONNX or .tmf.",
     discussion: """
       rebirth reads a trained model as ONNX, rewrites its graph so that it is smaller and faster,
-      and writes it as ONNX (or, later, as the compact .tmf runtime format).
+      and writes it as ONNX or as .tmf, the compact format its own runtime maps and runs.
 
       Examples:
         rebirth inspect model.onnx                      # inputs, outputs, ops, parameters, MACs
         rebirth optimize model.onnx out.onnx            # default exact pipeline
         rebirth optimize model.onnx out.onnx --passes none   # plain conversion, nothing rewritten
+        rebirth optimize model.onnx out.tmf             # for rebirth's runtime
+        rebirth passes                                  # the pass catalogue
+        rebirth diff model.onnx out.onnx                # what changed
 
       Exit status: 0 on success, 1 when a model is bad or cannot be written, 2 on a usage error.
       """,

@@ -25,7 +25,7 @@ struct Run: ParsableCommand {
         rebirth run --list-ops                        # operators the runtime implements
       """)
 
-  @Argument(help: "The model to run (.onnx).")
+  @Argument(help: "The model to run (.onnx or .tmf).")
   var model: String?
 
   @OptionGroup var feeds: FeedOptions

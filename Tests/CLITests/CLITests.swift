@@ -19,7 +19,7 @@ import Testing
     (["optimize", "a.onnx", "b.txt"], "unknown model format"),
     (["optimize", "a.onnx", "b.onnx", "--passes", "nonee"], "did you mean 'none'"),
     (["optimize", "a.onnx", "b.onnx", "--passes", ""], "--passes needs"),
-    (["optimize", "a.onnx", "b.tmf"], "not supported yet"),
+    (["optimize", "a.onnx", "b.onnx", "--preset", "fast"], "unknown preset"),
     (["frobnicate"], "Unexpected argument"),
   ])
   func usageErrorsExitWithTwo(arguments: [String], fragment: String) throws {

@@ -79,8 +79,11 @@ public struct BranchSlim: Pass {
 struct ConvBranch {
   let node: Node
   let output: ValueID
-  /// The weight, `[M, C/g, k…]`, as doubles.
-  let weight: [Double]
+  /// The weight tensor, `[M, C/g, k…]`, float32.
+  let weightTensor: Tensor
+  /// The weight as doubles: converted on use, since matching reads only shapes (converting every
+  /// sibling's weight at every match attempt made the pass take seconds on ResNet-50).
+  var weight: [Double] { weightTensor.doubles ?? [] }
   let outChannels: Int
   let groupChannels: Int
   let kernel: [Int]
@@ -93,7 +96,7 @@ struct ConvBranch {
     guard node.opType == OpType.conv, node.domain.isEmpty || node.domain == "ai.onnx",
       node.outputs.count == 1, let output = node.output(0),
       node.input(0) != nil, let w = graph.constant(node.input(1)), w.dtype == .float, w.shape.count >= 3,
-      let values = w.doubles, w.shape.allSatisfy({ $0 > 0 })
+      w.shape.allSatisfy({ $0 > 0 })
     else { return nil }
     let n = w.shape.count - 2
     if let autoPad = node.attribute("auto_pad")?.string, autoPad != "NOTSET" { return nil }
@@ -114,7 +117,7 @@ struct ConvBranch {
     }
     self.node = node
     self.output = output
-    self.weight = values
+    self.weightTensor = w
     self.outChannels = w.shape[0]
     self.groupChannels = w.shape[1]
     self.kernel = kernel

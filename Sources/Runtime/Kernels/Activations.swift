@@ -6,9 +6,13 @@ protocol UnaryFloatMap: Sendable {
   init(_ builder: KernelBuilder) throws
   func apply(_ x: Float) -> Float
   func apply(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int)
+  /// The function on double inputs, for the maps that take them (nil: double is unsupported).
+  var doubleFunction: (@Sendable (Double) -> Double)? { get }
 }
 
 extension UnaryFloatMap {
+  var doubleFunction: (@Sendable (Double) -> Double)? { nil }
+
   @inline(__always)
   func apply(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
     for i in 0..<count { y[i] = apply(x[i]) }
@@ -22,6 +26,15 @@ struct UnaryFloat<Map: UnaryFloatMap>: Kernel {
   init(_ builder: KernelBuilder) throws { map = try Map(builder) }
 
   func run(_ context: KernelContext) throws -> [NDArray] {
+    if let f = map.doubleFunction, let x = context.optionalInput(0), x.dtype == .double {
+      var y = NDArray(uninitialized: .double, shape: x.shape)
+      x.withUnsafeBufferPointer(of: Double.self) { xp in
+        y.withUnsafeMutableBufferPointer(of: Double.self) { yp in
+          for i in 0..<xp.count { yp[i] = f(xp[i]) }
+        }
+      }
+      return [y]
+    }
     let x = try context.input(0, .float)
     var y = NDArray(uninitialized: .float, shape: x.shape)
     let map = self.map
@@ -90,6 +103,18 @@ struct Clip: Kernel {
       return [clip(x, try bound(1, Int64.self, .min, context), try bound(2, Int64.self, .max, context), context)]
     case .int32:
       return [clip(x, try bound(1, Int32.self, .min, context), try bound(2, Int32.self, .max, context), context)]
+    case .int16:
+      return [clip(x, try bound(1, Int16.self, .min, context), try bound(2, Int16.self, .max, context), context)]
+    case .int8:
+      return [clip(x, try bound(1, Int8.self, .min, context), try bound(2, Int8.self, .max, context), context)]
+    case .uint64:
+      return [clip(x, try bound(1, UInt64.self, .min, context), try bound(2, UInt64.self, .max, context), context)]
+    case .uint32:
+      return [clip(x, try bound(1, UInt32.self, .min, context), try bound(2, UInt32.self, .max, context), context)]
+    case .uint16:
+      return [clip(x, try bound(1, UInt16.self, .min, context), try bound(2, UInt16.self, .max, context), context)]
+    case .uint8:
+      return [clip(x, try bound(1, UInt8.self, .min, context), try bound(2, UInt8.self, .max, context), context)]
     default: throw context.unsupportedType(x.dtype, input: 0)
     }
   }

@@ -11,10 +11,13 @@ import Linalg
 struct Conv: Kernel {
   let window: WindowAttributes
   let group: Int
+  /// The activation of a fused (`ai.rebirth`) Conv, applied to each block of output as it is made.
+  let activation: FusedActivation?
 
   init(_ builder: KernelBuilder) throws {
     window = try WindowAttributes(builder, hasDilations: true, hasCeilMode: false)
     group = try builder.int("group", default: 1)
+    activation = try FusedActivation.fused(builder)
     guard group >= 1 else { throw builder.attributeError("group", "must be positive, got \(group)") }
   }
 
@@ -57,7 +60,7 @@ struct Conv: Kernel {
             let problem = Problem(
               x: xp.baseAddress!, w: wp.baseAddress!, bias: biasPointer, y: yp.baseAddress!, batch: batch,
               channels: channels, outChannels: outChannels, group: group, geometry: geometry,
-              threads: context.threadCount)
+              threads: context.threadCount, activation: activation)
             if groupChannels == 1 && geometry.rank <= 2 {
               DepthwiseConv.run(problem)
             } else {
@@ -79,6 +82,8 @@ struct Conv: Kernel {
     let batch: Int, channels: Int, outChannels: Int, group: Int
     let geometry: WindowGeometry
     let threads: Int
+    /// Applied in place to each image-and-group (lowered) or plane (depthwise) of output once made.
+    var activation: FusedActivation? = nil
   }
 
   /// im2col + sgemm per image and group.
@@ -119,6 +124,7 @@ struct Conv: Kernel {
         BLAS.sgemm(
           m: mg, n: outSize, k: k, a: p.w + grp * mg * k, lda: k, b: matrix, ldb: outSize,
           beta: p.bias == nil ? 0 : 1, c: yg, ldc: outSize)
+        p.activation?.apply(yg, count: mg * outSize, threads: p.threads)
       }
     }
   }
@@ -185,6 +191,7 @@ enum DepthwiseConv {
               accumulate(row, weights + kh * kW, taps, inputRow, phasePlane)
             }
           }
+          p.activation?.apply(output, count: outH * outW)
         }
       }
     }

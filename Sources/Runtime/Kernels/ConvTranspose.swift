@@ -20,8 +20,11 @@ struct ConvTranspose: Kernel {
   let group: Int
   let outputPadding: [Int]?
   let outputShape: [Int]?
+  /// The activation of a fused (`ai.rebirth`) ConvTranspose, applied to each image and group once made.
+  let activation: FusedActivation?
 
   init(_ builder: KernelBuilder) throws {
+    activation = try FusedActivation.fused(builder)
     window = try WindowAttributes(builder, hasDilations: true, hasCeilMode: false)
     group = try builder.int("group", default: 1)
     guard group >= 1 else { throw builder.attributeError("group", "must be positive, got \(group)") }
@@ -91,6 +94,7 @@ struct ConvTranspose: Kernel {
                     BLAS.sgemm(
                       transposeA: true, m: mg, n: inSize, k: cg, a: wg, lda: max(1, mg), b: xg, ldb: max(1, inSize),
                       beta: 1, c: yg, ldc: max(1, outSize))
+                    activation?.apply(yg, count: mg * outSize, threads: threads)
                     continue
                   }
                   BLAS.sgemm(
@@ -100,6 +104,7 @@ struct ConvTranspose: Kernel {
                   Parallel.forEach(count: mg, threads: threads, grain: grain) { r in
                     Col2Im.accumulate(UnsafePointer(col), channels: r, geometry: g, into: yg)
                   }
+                  activation?.apply(yg, count: mg * outSize, threads: threads)
                 }
               }
             }

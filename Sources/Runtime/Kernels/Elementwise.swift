@@ -36,6 +36,12 @@ extension WrappingArithmeticElement {
 
 extension Int64: WrappingArithmeticElement {}
 extension Int32: WrappingArithmeticElement {}
+extension Int16: WrappingArithmeticElement {}
+extension Int8: WrappingArithmeticElement {}
+extension UInt64: WrappingArithmeticElement {}
+extension UInt32: WrappingArithmeticElement {}
+extension UInt16: WrappingArithmeticElement {}
+extension UInt8: WrappingArithmeticElement {}
 
 /// One of Add, Sub, Mul, Div.
 ///
@@ -63,6 +69,12 @@ extension ArithmeticOperation {
     case .int64: return try integer(Int64.self, a, b, plan, context)
     case .int32: return try integer(Int32.self, a, b, plan, context)
     case .double: return compute(Double.self, a, b, plan, context)
+    case .int16: return try integer(Int16.self, a, b, plan, context)
+    case .int8: return try integer(Int8.self, a, b, plan, context)
+    case .uint64: return try integer(UInt64.self, a, b, plan, context)
+    case .uint32: return try integer(UInt32.self, a, b, plan, context)
+    case .uint16: return try integer(UInt16.self, a, b, plan, context)
+    case .uint8: return try integer(UInt8.self, a, b, plan, context)
     default: throw context.unsupportedType(a.dtype, input: 0)
     }
   }
@@ -111,8 +123,9 @@ struct Arithmetic<Op: ArithmeticOperation, T: ArithmeticElement>: BinaryElementF
   @inline(__always) static func apply(_ a: T, _ b: T) -> T { Op.apply(a, b) }
 }
 
-/// Add, Sub, Mul, Div: `C = A op B` with multidirectional broadcasting, for float, double, int64
-/// and int32 (integer Div truncates toward zero; a zero divisor is an error, not a crash).
+/// Add, Sub, Mul, Div: `C = A op B` with multidirectional broadcasting, for float, double and the
+/// signed and unsigned integers of 8 to 64 bits (integer results wrap around; integer Div truncates
+/// toward zero; a zero divisor is an error, not a crash).
 struct BinaryArithmetic<Op: ArithmeticOperation>: Kernel {
   init(_ builder: KernelBuilder) throws {
     // Opsets before 7 carried `broadcast` and `axis` (limited broadcasting): not supported.

@@ -87,6 +87,8 @@ enum ElementMath {
 struct ExpMap: UnaryFloatMap {
   init(_ builder: KernelBuilder) throws {}
   @inline(__always) func apply(_ x: Float) -> Float { ElementMath.exp(x) }
+  /// double inputs (the expanded ReduceLogSumExp function computes in double): libm's exp.
+  var doubleFunction: (@Sendable (Double) -> Double)? { { exp($0) } }
 }
 
 /// Log: NaN for negative inputs, −∞ for zeros.
@@ -447,7 +449,7 @@ enum MaxOperation: ArithmeticOperation {
 }
 
 /// Min, Max, Sum: the operation folded over one or more inputs, with multidirectional
-/// broadcasting, for float, double, int64 and int32 (integer sums wrap).
+/// broadcasting, for float, double and the 8- to 64-bit integers (integer sums wrap).
 struct Variadic<Op: ArithmeticOperation>: Kernel {
   init(_ builder: KernelBuilder) throws {}
 
@@ -458,7 +460,8 @@ struct Variadic<Op: ArithmeticOperation>: Kernel {
   static func fold(_ context: KernelContext) throws -> NDArray {
     guard !context.inputs.isEmpty else { throw context.error("needs at least one input") }
     var result = try context.input(0)
-    guard [DType.float, .double, .int64, .int32].contains(result.dtype) else {
+    guard [DType.float, .double, .int64, .int32, .int16, .int8, .uint64, .uint32, .uint16, .uint8].contains(result.dtype)
+    else {
       throw context.unsupportedType(result.dtype, input: 0)
     }
     for i in 1..<context.inputs.count {

@@ -1,3 +1,5 @@
+import Graph
+
 /// MaxPool (float32) over one to three spatial axes: pads, strides, dilations, auto_pad,
 /// ceil_mode, and the optional Indices output (flat indices into the input; storage_order 1, column
 /// major within each image, for two spatial axes).
@@ -7,7 +9,7 @@ struct MaxPool: Kernel {
   let computesIndices: Bool
 
   init(_ builder: KernelBuilder) throws {
-    window = try WindowAttributes(builder, hasDilations: true, hasCeilMode: true)
+    window = try WindowAttributes(builder, hasDilations: true, hasCeilMode: true, pooling: true)
     guard window.kernelShape != nil else { throw builder.attributeError("kernel_shape", "is required") }
     let order = try builder.int("storage_order", default: 0)
     guard order == 0 || order == 1 else { throw builder.unsupported("storage_order", order) }
@@ -16,12 +18,47 @@ struct MaxPool: Kernel {
   }
 
   func run(_ context: KernelContext) throws -> [NDArray] {
-    let x = try context.input(0, .float)
+    let input = try context.input(0, .float, .int8, .uint8)
+    // int8 and uint8 (opset 12) pool exactly in float32: every value is exact and max only picks.
+    let x = input.dtype == .float ? input : Self.converted(input, to: .float)
     let (pool, outShape) = try poolingWindow(x, window, context)
+    if input.dtype != .float {
+      var outputs = try pooled(x, pool, outShape, context)
+      outputs[0] = Self.converted(outputs[0], to: input.dtype)
+      return outputs
+    }
+    return try pooled(x, pool, outShape, context)
+  }
+
+  /// int8/uint8 to float32 and back (the values are integers within range both ways).
+  private static func converted(_ x: NDArray, to dtype: DType) -> NDArray {
+    var y = NDArray(uninitialized: dtype, shape: x.shape)
+    func copy<S: TensorElement, D: TensorElement>(_ s: S.Type, _ d: D.Type, _ f: (S) -> D) {
+      x.withUnsafeBufferPointer(of: S.self) { xp in
+        y.withUnsafeMutableBufferPointer(of: D.self) { yp in
+          for i in 0..<xp.count { yp[i] = f(xp[i]) }
+        }
+      }
+    }
+    switch (x.dtype, dtype) {
+    case (.int8, _): copy(Int8.self, Float.self) { Float($0) }
+    case (.uint8, _): copy(UInt8.self, Float.self) { Float($0) }
+    case (_, .int8): copy(Float.self, Int8.self) { Int8(exactly: $0) ?? 0 }
+    default: copy(Float.self, UInt8.self) { UInt8(exactly: $0) ?? 0 }
+    }
+    return y
+  }
+
+  private func pooled(_ x: NDArray, _ pool: PoolingWindow, _ outShape: [Int], _ context: KernelContext) throws
+    -> [NDArray]
+  {
     if columnMajorIndices && computesIndices && pool.geometry.rank != 2 {
       throw context.label.attributeError("storage_order", "1 is supported for two spatial axes only")
     }
     var y = NDArray(uninitialized: .float, shape: outShape)
+    if y.count == 0 {
+      return computesIndices ? [y, NDArray(uninitialized: .int64, shape: outShape)] : [y]
+    }
     guard computesIndices else {
       SeparablePooling<MaxCombine>.run(pool, x, &y, divisors: nil, threads: context.threadCount)
       return [y]
@@ -102,7 +139,7 @@ struct AveragePool: Kernel {
   let countIncludePad: Bool
 
   init(_ builder: KernelBuilder) throws {
-    window = try WindowAttributes(builder, hasDilations: true, hasCeilMode: true)
+    window = try WindowAttributes(builder, hasDilations: true, hasCeilMode: true, pooling: true)
     guard window.kernelShape != nil else { throw builder.attributeError("kernel_shape", "is required") }
     countIncludePad = try builder.int("count_include_pad", default: 0) != 0
   }
@@ -111,6 +148,7 @@ struct AveragePool: Kernel {
     let x = try context.input(0, .float)
     let (pool, outShape) = try poolingWindow(x, window, context)
     var y = NDArray(uninitialized: .float, shape: outShape)
+    if y.count == 0 { return [y] }
     // Divisors per axis: the window's product of them divides each sum.
     let g = pool.geometry
     let perAxis: [[Int]] = (0..<g.rank).map { i in

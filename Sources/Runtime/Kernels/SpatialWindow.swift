@@ -15,10 +15,13 @@ struct WindowAttributes: Sendable {
   /// Begin pads for every spatial axis, then end pads.
   let pads: [Int]?
   let ceilMode: Bool
+  /// Pooling accepts a window larger than the padded input as onnxruntime does (see `resolve`).
+  let pooling: Bool
 
   /// Reads the attributes; `hasDilations` and `hasCeilMode` say whether the operator (at this
   /// opset) defines them, so that a node carrying one it does not define is an error.
-  init(_ builder: KernelBuilder, hasDilations: Bool, hasCeilMode: Bool) throws {
+  init(_ builder: KernelBuilder, hasDilations: Bool, hasCeilMode: Bool, pooling: Bool = false) throws {
+    self.pooling = pooling
     let autoPadName = try builder.string("auto_pad", default: "NOTSET")
     guard let autoPad = AutoPad(rawValue: autoPadName) else {
       throw builder.unsupported("auto_pad", "'\(autoPadName)'")
@@ -74,6 +77,17 @@ struct WindowAttributes: Sendable {
       switch autoPad {
       case .notSet, .valid:
         let span = input[i] + begin[i] + end[i] - extent
+        if span < 0 && pooling {
+          // A window larger than the padded input: onnxruntime's pools compute the extent in
+          // float, `(int)(span / stride + 1)` (ceil of it with ceil_mode), which is 0 — an empty
+          // output — when span > −stride, or 1 with ceil_mode. Windows then pool their taps inside.
+          let q = Float(span) / Float(strides[i]) + 1
+          let size = ceilMode ? Int(q.rounded(.up)) : Int(q)
+          if size >= 0 {
+            output[i] = size
+            continue
+          }
+        }
         if span < 0 {
           throw label.error(
             "the window (\(extent) wide) is larger than the padded input (\(input[i] + begin[i] + end[i])) on axis \(i + 2)"

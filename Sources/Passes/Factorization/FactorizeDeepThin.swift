@@ -1,0 +1,161 @@
+import Graph
+import Linalg
+
+/// Stores a layer's weight as two small factors of a re-laid-out matrix (DeepThin, METHODS §2).
+///
+///     y = MatMul(x, W)     W: m×n    →   p = MatMul(X_f, W_f)              X_f: m'×r, W_f: r×n'
+///                                        f = Reshape(p, [-1]); f = Slice(f, [0], [m·n])  (if padded)
+///                                        W' = Reshape(f, [m, n]);  y = MatMul(x, W')
+///
+/// W's elements in row-major order fill an auxiliary m'×n' matrix (m'·n' ≥ m·n, the rest
+/// padding); its best rank-r approximation X_f·W_f (truncated SVD, with hard-impute rounds for the
+/// padding) rebuilds W. A near-square layout whose n' shares no factor above 2 with n makes the
+/// rebuilt W of full rank, unlike plain low rank; the plain layout (m, n) is always a candidate,
+/// so at equal parameters the choice is never worse than plain SVD by the measure the allocation
+/// uses. Gemm (weight alpha·B', then transB 0 and alpha 1) and Conv (the [M, C, k…] weight) are
+/// laid out the same way.
+///
+/// Honest limits: the weight is rebuilt at run time (r·m'·n' MACs more per run, unless a runtime
+/// folds the constant MatMul): the gain is file size, not speed. Post-training, near-square
+/// layouts seldom beat the plain one on trained weights (35 of 36 MiniLM layers kept the plain
+/// layout in the numpy study). With calibration data the plain layout is fitted by whitened SVD
+/// (so it equals factorize-svd's fit) while near-square layouts are fitted on the weight and
+/// judged by their output error: on real data this pass is then factorize-svd with a worse
+/// runtime cost, and it says so in its summary.
+public struct FactorizeDeepThin: Pass {
+  public static let name = "factorize-deepthin"
+  public static let summary =
+    "Store large layers' weights as DeepThin factors of a re-laid-out matrix (file size only; rarely beats factorize-svd post-training)"
+  public static let isExact = false
+  public static let isDefault = false
+  public static let preset: Preset? = nil  // --enable only: `thin` runs factorize-svd, the method that wins post-training (docs/passes.md)
+  public static let options: [PassOption] = [
+    PassOption("rank", .int, default: "0", "the rank of every factorized layer's layout (0: from the budget)"),
+    PassOption("layout", .string, default: "auto", "auto (the best of plain and near-square), plain, or square"),
+  ]
+
+  let rank: Int
+  let layout: String
+
+  public init(options: PassOptions) throws(PassOptionError) {
+    rank = options.int("rank")
+    layout = options.string("layout")
+    guard rank >= 0 else { throw PassOptionError("factorize-deepthin.rank must be 0 or more") }
+    guard ["auto", "plain", "square"].contains(layout) else {
+      throw PassOptionError("factorize-deepthin.layout is auto, plain or square, not '\(layout)'")
+    }
+  }
+
+  public func run(_ rewriter: inout Rewriter) throws {
+    let multiple = rewriter.approximation.rankMultiple
+    try Factorization.run(
+      &rewriter, pattern: "deepthin", opTypes: [OpType.matMul, OpType.gemm, OpType.conv], budget: rank > 0 ? .fixed : nil,
+      requireMACSaving: false
+    ) { layer, statistics in
+      try candidates(for: layer, statistics: statistics, multiple: multiple)
+    }
+  }
+
+  /// The layouts to try for `layer`'s node-layout weight.
+  func layouts(for layer: EligibleLayer) -> [DeepThinLayout] {
+    let rows = layer.weightShape[0], count = layer.params
+    let all = DeepThinLayout.candidates(rows: rows, columns: count / rows)
+    switch layout {
+    case "plain": return [all[0]]
+    case "square": return all.count > 1 ? [all[1]] : []
+    default: return all
+    }
+  }
+
+  func candidates(for layer: EligibleLayer, statistics: LayerStatistics?, multiple: Int) throws -> [Candidate] {
+    let flat = layer.weightTensor(from: layer.matrix).floats ?? []
+    let fit = try LowRankFit(weight: layer.matrix, statistics: statistics)
+    var result: [Candidate] = []
+    for shape in layouts(for: layer) {
+      let ranks = rank > 0 ? [rank] : deepThinRanks(shape, multiple: multiple, calibrated: fit.isWhitened)
+      guard !ranks.isEmpty else { continue }
+      let plain = shape.rows == layer.weightShape[0]
+      let errors = fit.isWhitened || plain ? [] : try shape.truncationErrors(of: flat)
+      for r in ranks {
+        let error: Double
+        if plain { error = fit.predictedError(rank: r) } else if fit.isWhitened {
+          let (x, w) = try shape.factors(of: flat, rank: r, rounds: 0)
+          error = fit.predictedError(of: layer.matrix(fromNodeLayout: shape.rebuild(x: x, w: w)))
+        } else { error = errors[min(r, errors.count - 1)] }
+        result.append(candidate(layer, shape, rank: r, error: error, fit: fit, statistics: statistics))
+      }
+    }
+    return result
+  }
+
+  /// Ranks in multiples that save parameters, at most 16 of them per layout.
+  private func deepThinRanks(_ shape: DeepThinLayout, multiple: Int, calibrated: Bool) -> [Int] {
+    let maxRank = (shape.count - 1) / (shape.rows + shape.columns)
+    guard maxRank >= 1 else { return [] }
+    var step = max(1, multiple) <= maxRank ? max(1, multiple) : 1
+    while maxRank / step > 16 { step += max(1, multiple) }
+    return Array(stride(from: step, through: maxRank, by: step))
+  }
+
+  private func candidate(
+    _ layer: EligibleLayer, _ shape: DeepThinLayout, rank r: Int, error: Double, fit: LowRankFit, statistics: LayerStatistics?
+  ) -> Candidate {
+    let plain = shape.rows == layer.weightShape[0]
+    let detail = "\(shape.rows)×\(shape.columns) rank \(r)" + (plain ? " (plain layout)" : "")
+    let params = shape.params(rank: r), macs = layer.macs + r * shape.rows * shape.columns
+    return Candidate(
+      method: "deepthin", detail: detail, params: params, macs: macs, weightError: fit.isWhitened ? .nan : error,
+      outputError: fit.isWhitened ? error : nil
+    ) { rewriter, fresh in
+      let stats = fresh ?? statistics
+      let (x, w) = try factors(layer, shape, rank: r, statistics: fresh, fit: fit)
+      let rebuilt = shape.rebuild(x: x, w: w)
+      let approximation = layer.matrix(fromNodeLayout: rebuilt)
+      try lower(layer, shape, x: x, w: w, &rewriter)
+      return Candidate.Outcome(
+        detail: detail, params: params, macs: macs, weightError: relativeWeightError(layer.matrix, approximation),
+        outputError: stats?.relativeOutputError(of: approximation),
+        metrics: ["rank": Double(r), "layout_rows": Double(shape.rows), "layout_columns": Double(shape.columns)])
+    }
+  }
+
+  /// The factors: for the plain layout the (whitened) low-rank fit, else hard-impute SVD.
+  private func factors(
+    _ layer: EligibleLayer, _ shape: DeepThinLayout, rank r: Int, statistics fresh: LayerStatistics?, fit: LowRankFit
+  ) throws -> (x: Matrix, w: Matrix) {
+    guard shape.rows == layer.weightShape[0] else { return try shape.factors(of: layer.weightTensor(from: layer.matrix).floats ?? [], rank: r) }
+    let refit = fresh != nil && fit.isWhitened ? try LowRankFit(weight: layer.matrix, statistics: fresh) : fit
+    let (a, b) = try refit.factors(rank: r)
+    // Node layout: [d_in, d_out] = A·B for MatMul and Gemm; a Conv's [M, C·k…] = Bᵀ·Aᵀ.
+    return layer.isConv ? (b.transposed, a.transposed) : (a, b)
+  }
+
+  /// Rewrites the layer to read the weight rebuilt from the factors.
+  private func lower(_ layer: EligibleLayer, _ shape: DeepThinLayout, x: Matrix, w: Matrix, _ rewriter: inout Rewriter) throws {
+    let base = layer.node.name.isEmpty ? rewriter.graph[layer.weight].name : layer.node.name
+    let xf = rewriter.addInitializer(base + "_xf", Tensor(floats: x.elements, shape: [x.rows, x.columns]))
+    let wf = rewriter.addInitializer(base + "_wf", Tensor(floats: w.elements, shape: [w.rows, w.columns]))
+    let product = try rewriter.addNode(OpType.matMul, name: base + "_deepthin", inputs: [xf, wf])
+    var flat = rewriter.graph[product].output(0)!
+    if shape.padding > 0 {
+      let minusOne = rewriter.addInitializer(base + "_flat", Tensor(int64s: [-1], shape: [1]))
+      let reshape = try rewriter.addNode(OpType.reshape, name: base + "_flatten", inputs: [flat, minusOne])
+      let start = rewriter.addInitializer(base + "_start", Tensor(int64s: [0], shape: [1]))
+      let end = rewriter.addInitializer(base + "_end", Tensor(int64s: [Int64(shape.count)], shape: [1]))
+      let slice = try rewriter.addNode(OpType.slice, name: base + "_slice", inputs: [rewriter.graph[reshape].output(0)!, start, end])
+      flat = rewriter.graph[slice].output(0)!
+    }
+    let target = layer.isConv ? layer.weightShape : [layer.inputs, layer.outputs]
+    let shapeValue = rewriter.addInitializer(base + "_shape", Tensor(int64s: target.map(Int64.init), shape: [target.count]))
+    let weight = try rewriter.addNode(OpType.reshape, name: base + "_weight", inputs: [flat, shapeValue])
+    try layer.replaceWeight(with: rewriter.graph[weight].output(0)!, &rewriter)
+  }
+}
+
+extension EligibleLayer {
+  /// The d_in × d_out matrix of a flat weight in the node layout `weightTensor(from:)` gives.
+  func matrix(fromNodeLayout flat: [Float]) -> Matrix {
+    if isConv { return Matrix(rows: outputs, columns: inputs, elements: flat).transposed }
+    return Matrix(rows: inputs, columns: outputs, elements: flat)
+  }
+}

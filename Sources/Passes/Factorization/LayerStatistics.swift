@@ -1,0 +1,216 @@
+import Graph
+import Linalg
+import Runtime
+
+/// Calibration rows of one layer: its inputs X̂ in the current model (rows × d_in; a Conv's
+/// im2col patches) and its bias-free outputs Y in the original model (rows × d_out), so a fit
+/// `min ‖Y − X̂·W'‖` compensates the error of the layers rewritten before it (asymmetric
+/// reconstruction, METHODS §4.2). Rows are subsampled evenly to `rowLimit`.
+struct LayerStatistics {
+  var inputs: Matrix
+  var targets: Matrix
+
+  var rows: Int { inputs.rows }
+  /// ‖Y‖².
+  var targetEnergy: Double { inputs.rows == 0 ? 0 : squaredNorm(targets.elements) }
+
+  /// ‖Y − X̂·W‖ / ‖Y‖ for `w` (d_in × d_out).
+  func relativeOutputError(of w: Matrix) -> Double {
+    relative(inputs.multiplied(by: w))
+  }
+
+  /// ‖Y − X̂·A·B‖ / ‖Y‖.
+  func relativeOutputError(a: Matrix, b: Matrix) -> Double {
+    relative(inputs.multiplied(by: a).multiplied(by: b))
+  }
+
+  /// ‖Y − P‖ / ‖Y‖ for predictions `p`.
+  func relative(_ p: Matrix) -> Double {
+    let energy = targetEnergy
+    var sum = 0.0
+    for (y, q) in zip(targets.elements, p.elements) { sum += Double(y - q) * Double(y - q) }
+    return energy > 0 ? (sum / energy).squareRoot() : sum.squareRoot()
+  }
+
+  /// X̂ᵀX̂ + δI with δ = `ridge`·trace/d_in (and at least a tiny floor), for definiteness.
+  func gram(ridge: Double = 1e-5) -> Matrix {
+    var g = inputs.multiplied(by: inputs, transposingSelf: true)
+    let n = g.rows
+    var trace = 0.0
+    for i in 0..<n { trace += Double(g[i, i]) }
+    let delta = Float(max(ridge * trace / Double(max(n, 1)), 1e-12))
+    for i in 0..<n { g[i, i] += delta }
+    return g
+  }
+
+  /// The lower-triangular L with X̂ᵀX̂ + δI = L·Lᵀ (METHODS §5.1).
+  /// A float Gram matrix of rank-deficient inputs may fail Cholesky: the ridge grows ×100 up to
+  /// 1e-1 before giving up.
+  func whitening(ridge: Double = 1e-5) throws -> Matrix {
+    var delta = ridge
+    while true {
+      do { return try gram(ridge: delta).choleskyFactor() } catch {
+        guard delta < 1e-1 else { throw error }
+        delta *= 100
+      }
+    }
+  }
+
+  /// The statistics of each of `layers` from one calibration run (nil when the rewriter has no
+  /// calibration data; a layer's entry is nil when its activations cannot be read as rows).
+  static func collect(for layers: [EligibleLayer], _ rewriter: Rewriter, rowLimit: Int = 8192) throws -> [LayerStatistics?]? {
+    guard let calibration = rewriter.approximation.calibration, !calibration.fitting.isEmpty else { return nil }
+    let graph = rewriter.graph, original = rewriter.original.graph
+    var current: [String] = [], reference: [String] = []
+    for layer in layers {
+      current.append(graph[layer.node.input(0)!].name)
+      let y = graph[layer.node.output(0)!].name
+      if let v = original.value(named: y), original[v].producer != nil { reference.append(y) } else { current.append(y) }
+    }
+    current = Array(Set(current)).sorted()
+    reference = Array(Set(reference)).sorted()
+    let threads = rewriter.approximation.threads
+    let now = try calibration.activations(of: current, in: rewriter.model, on: calibration.fitting, threads: threads)
+    let before = reference.isEmpty
+      ? [] : try calibration.activations(of: reference, in: rewriter.original, on: calibration.fitting, threads: threads)
+    return layers.map { layer in
+      let x = graph[layer.node.input(0)!].name, y = graph[layer.node.output(0)!].name
+      guard let xi = current.firstIndex(of: x) else { return nil }
+      let xs = now.map { $0[xi] }
+      let ys: [NDArray]
+      if let yi = reference.firstIndex(of: y) { ys = before.map { $0[yi] } } else if let yi = current.firstIndex(of: y) {
+        ys = now.map { $0[yi] }
+      } else { return nil }
+      let limit = max(layer.inputs, min(rowLimit, (1 << 24) / max(1, max(layer.inputs, layer.outputs))))
+      return rows(of: layer, inputs: xs, outputs: ys, graph: graph, limit: limit)
+    }
+  }
+
+  /// The layer's rows, or nil when the arrays do not have the shapes the layer implies.
+  private static func rows(of layer: EligibleLayer, inputs xs: [NDArray], outputs ys: [NDArray], graph: Graph, limit: Int)
+    -> LayerStatistics?
+  {
+    guard xs.allSatisfy({ $0.dtype == .float }), ys.allSatisfy({ $0.dtype == .float }) else { return nil }
+    let bias = layer.bias(in: graph)
+    var reader: [RowReader] = []
+    for (x, y) in zip(xs, ys) {
+      guard let r = RowReader(layer: layer, x: x, y: y) else { return nil }
+      reader.append(r)
+    }
+    let total = reader.reduce(0) { $0 + $1.count }
+    guard total > 0 else { return nil }
+    let stride = max(1, (total + limit - 1) / limit)
+    let picked = Swift.stride(from: 0, to: total, by: stride).map { $0 }
+    var xOut = [Float](repeating: 0, count: picked.count * layer.inputs)
+    var yOut = [Float](repeating: 0, count: picked.count * layer.outputs)
+    var sample = 0, offset = 0
+    for (k, global) in picked.enumerated() {
+      while global - offset >= reader[sample].count {
+        offset += reader[sample].count
+        sample += 1
+      }
+      reader[sample].read(row: global - offset, into: &xOut, at: k * layer.inputs, target: &yOut, at: k * layer.outputs, bias: bias)
+    }
+    return LayerStatistics(
+      inputs: Matrix(rows: picked.count, columns: layer.inputs, elements: xOut),
+      targets: Matrix(rows: picked.count, columns: layer.outputs, elements: yOut))
+  }
+}
+
+extension EligibleLayer {
+  /// What the layer adds to x·W, per output channel (or per element of a Gemm's output), when it
+  /// is a constant: Gemm's beta·C, a Conv's B. MatMul adds nothing (its bias is a separate Add).
+  fileprivate func bias(in graph: Graph) -> [Float]? {
+    guard node.opType != OpType.matMul, let c = graph.constant(node.input(2))?.floats else { return nil }
+    let beta = node.attribute("beta")?.float ?? 1
+    return c.map { $0 * (node.opType == OpType.gemm ? beta : 1) }
+  }
+}
+
+/// Reads row i of one sample: the layer's input vector (a Conv's patch) and its output vector.
+private struct RowReader {
+  let x: [Float], y: [Float]
+  let count: Int
+  let dIn: Int, dOut: Int
+  /// For a 2-D Conv: input [C, H, W] per image, output [M, Ho, Wo].
+  var conv: (c: Int, h: Int, w: Int, kh: Int, kw: Int, ho: Int, wo: Int, stride: [Int], dilation: [Int], pad: [Int])?
+
+  init?(layer: EligibleLayer, x: NDArray, y: NDArray) {
+    self.x = x.scalars(as: Float.self)
+    self.y = y.scalars(as: Float.self)
+    dIn = layer.inputs
+    dOut = layer.outputs
+    switch layer.kind {
+    case .matMul, .gemm:
+      guard x.count % dIn == 0, y.count % dOut == 0, x.count / dIn == y.count / dOut else { return nil }
+      count = x.count / dIn
+    case .conv(let kernel):
+      guard kernel.count == 2, x.rank == 4, y.rank == 4, x.shape[0] == y.shape[0], y.shape[1] == dOut,
+        x.shape[1] * kernel[0] * kernel[1] == dIn, let geometry = ConvGeometry(layer.node, kernel: kernel, input: x.shape, output: y.shape)
+      else { return nil }
+      conv = (x.shape[1], x.shape[2], x.shape[3], kernel[0], kernel[1], y.shape[2], y.shape[3],
+              geometry.strides, geometry.dilations, geometry.pads)
+      count = x.shape[0] * y.shape[2] * y.shape[3]
+    }
+  }
+
+  func read(row i: Int, into xs: inout [Float], at xAt: Int, target ys: inout [Float], at yAt: Int, bias: [Float]?) {
+    guard let g = conv else {
+      for j in 0..<dIn { xs[xAt + j] = x[i * dIn + j] }
+      for j in 0..<dOut {
+        let b = bias.map { $0.count == dOut ? $0[j] : $0.count == 1 ? $0[0] : $0.count == count * dOut ? $0[i * dOut + j] : 0 } ?? 0
+        ys[yAt + j] = y[i * dOut + j] - b
+      }
+      return
+    }
+    let n = i / (g.ho * g.wo), p = (i / g.wo) % g.ho, q = i % g.wo
+    var k = xAt
+    for c in 0..<g.c {
+      for u in 0..<g.kh {
+        let r = p * g.stride[0] + u * g.dilation[0] - g.pad[0]
+        for v in 0..<g.kw {
+          let s = q * g.stride[1] + v * g.dilation[1] - g.pad[1]
+          xs[k] = r >= 0 && r < g.h && s >= 0 && s < g.w ? x[((n * g.c + c) * g.h + r) * g.w + s] : 0
+          k += 1
+        }
+      }
+    }
+    for m in 0..<dOut {
+      ys[yAt + m] = y[((n * dOut + m) * g.ho + p) * g.wo + q] - (bias.map { $0.count == dOut ? $0[m] : 0 } ?? 0)
+    }
+  }
+}
+
+/// A 2-D Conv's strides, dilations and begin pads, with auto_pad resolved from the shapes.
+private struct ConvGeometry {
+  var strides: [Int], dilations: [Int], pads: [Int]
+
+  init?(_ node: Node, kernel: [Int], input: [Int], output: [Int]) {
+    strides = node.attribute("strides")?.ints?.map { Int($0) } ?? [1, 1]
+    dilations = node.attribute("dilations")?.ints?.map { Int($0) } ?? [1, 1]
+    guard strides.count == 2, dilations.count == 2, kernel.count == 2 else { return nil }
+    let autoPad = node.attribute("auto_pad")?.string ?? "NOTSET"
+    switch autoPad {
+    case "NOTSET":
+      let p = node.attribute("pads")?.ints?.map { Int($0) } ?? [0, 0, 0, 0]
+      guard p.count == 4 else { return nil }
+      pads = [p[0], p[1]]
+    case "VALID":
+      pads = [0, 0]
+    case "SAME_UPPER", "SAME_LOWER":
+      let (s, d) = (strides, dilations)
+      pads = (0..<2).map { a in
+        let total = max(0, (output[a + 2] - 1) * s[a] + (kernel[a] - 1) * d[a] + 1 - input[a + 2])
+        return autoPad == "SAME_UPPER" ? total / 2 : total - total / 2
+      }
+    default:
+      return nil
+    }
+  }
+}
+
+func squaredNorm(_ values: [Float]) -> Double {
+  var sum = 0.0
+  for v in values { sum += Double(v) * Double(v) }
+  return sum
+}

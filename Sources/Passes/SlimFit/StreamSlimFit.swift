@@ -1,0 +1,223 @@
+#if canImport(Glibc)
+  import Glibc
+#elseif canImport(Darwin)
+  import Darwin
+#endif
+import Graph
+
+/// DeepRebirth's streaming slimming, approximate cases (METHODS 1.2, 1.9): the non-tensor layer
+/// after a conv is deleted and the conv's weights and bias are refitted in closed form on
+/// calibration activations so that it reproduces the deleted layer's output.
+///
+///     c = Conv<K, s, d, pads p>(x, W, B) [; r = Relu(c)]; y = LRN<size, α, β, bias>(r | c)
+///       →  y ≈ [Relu](Conv<K, s, d, pads p>(x, W*, B*))
+///     c = Conv<K1, s1, d1, pads p>(x, W, B) [; r = Relu(c)]; y = MaxPool<k, s, pads q>(r | c)
+///       →  y ≈ [Relu](Conv<K = d1(K1−1)+1+(k−1)s1, stride s1·s, pads p + q·s1>(x, W*, B*))
+///
+/// W*, B* solve the ridge least squares of ``LayerFit`` against the original model's value of y
+/// (inputs x from the model as rewritten so far, so errors do not pile up), the ridge pulling
+/// toward an initializer that is exact in the limit: for LRN the conv scaled by bias^−β (LRN with
+/// α = 0, or small activations), for MaxPool the exact average-pool merge (METHODS 1.7.2; the
+/// composite kernel, which always fits at least as well as DeepRebirth's same-size kernel). A kept
+/// Relu stays after the conv and the fit is ReLU-aware. Chains (GoogLeNet's stem: Conv, Relu,
+/// MaxPool, LRN) merge step by step.
+///
+/// Each rewrite is measured as it is applied: the model's output error on held-out calibration
+/// samples is recorded, and a rewrite that takes it past `--max-error` is undone and reported as
+/// skipped. Without calibration data nothing is rewritten (each site is reported as skipped).
+/// Conditions: float32, 2-D, group 1, constant conv weights (not graph inputs), static shapes,
+/// every intermediate read once and no graph output, MaxPool without dilation or indices output
+/// (`ceil_mode` 1 becomes extra end pads), and (MaxPool) a merged conv with fewer MACs than the
+/// conv and pool.
+public struct StreamSlimFit: Pass {
+  public static let name = "stream-slim-fit"
+  public static let summary =
+    "Merge LRN and MaxPool into the Conv (+Relu) before them, refitting its weights on calibration data (approximate)"
+  public static let isExact = false
+  public static let isDefault = false
+  public static let preset: Preset? = .slim
+
+  public init(options: PassOptions) {}
+
+  public func run(_ rewriter: inout Rewriter) throws {
+    rewriter.inferShapes()
+    rewriter.applyWithinBudget([ConvMaxPoolFit(), ConvLRNFit()])
+  }
+}
+
+/// A group-1 Conv, optionally followed by the Relu it alone feeds: what a fitted merge replaces.
+struct ActivatedConv: Sendable {
+  let conv: ConvLayer
+  let relu: Node?
+  /// What the next layer reads: the Relu's output, or the conv's.
+  let output: ValueID
+
+  init?(feeding value: ValueID?, in graph: Graph) {
+    guard let value, graph.hasSingleUse(value), let producer = graph.producer(of: value) else { return nil }
+    if producer.opType == OpType.relu {
+      guard OpType.isDefaultDomain(producer.domain), producer.inputs.count == 1, producer.outputs.count == 1,
+        let c = producer.input(0), graph.hasSingleUse(c), let node = graph.producer(of: c),
+        let conv = ConvLayer(node, in: graph)
+      else { return nil }
+      self.conv = conv
+      relu = producer
+    } else {
+      guard let conv = ConvLayer(producer, in: graph) else { return nil }
+      self.conv = conv
+      relu = nil
+    }
+    guard conv.window.group == 1 else { return nil }
+    output = value
+  }
+
+  /// "Conv c1 + Relu r1".
+  func label(in graph: Graph) -> String {
+    graph.label(conv.node) + (relu.map { " + " + graph.label($0) } ?? "")
+  }
+
+  /// Points the conv at fitted weights (and window), and every reader of `replaced` at the
+  /// activated conv's output.
+  func install(
+    _ fit: LayerFit, _ result: FitResult, window: [Attribute]?, replacing replaced: ValueID, of removed: Node,
+    _ rewriter: inout Rewriter
+  ) throws {
+    let graph = rewriter.graph
+    guard let c = conv.node.output(0), let weightName = conv.node.input(1).map({ graph[$0].name }) else {
+      throw SlimFitError.shapes("the conv lost its output")
+    }
+    let (weight, bias) = fit.tensors(result)
+    let w = rewriter.addInitializer(weightName + "_fitted", weight)
+    let b = rewriter.addInitializer(conv.bias.map { graph[$0].name + "_fitted" } ?? weightName + "_fitted_bias", bias)
+    rewriter.setInputs(of: conv.node.id, [conv.input, w, b])
+    if let window { try rewriter.setAttributes(of: conv.node.id, window) }
+    let type = graph[replaced].type
+    rewriter.setType(type, of: c)
+    if let relu, let r = relu.output(0) { rewriter.setType(type, of: r) }
+    rewriter.replaceAllUses(of: replaced, with: output)
+    rewriter.erase(removed.id)
+  }
+}
+
+/// Conv (+Relu) → LRN as one refitted Conv (+Relu).
+struct ConvLRNFit: FittedRewrite {
+  static let name = "conv-lrn-fit"
+  static let rootOpTypes: Set<String> = [OpType.lrn]
+
+  struct Match {
+    let source: ActivatedConv
+    let lrn: Node
+    /// bias^−β: LRN's gain for small activations, exact when α = 0.
+    let gain: Double
+  }
+
+  func match(_ node: Node, in graph: Graph) -> Match? {
+    guard node.inputs.count == 1, node.outputs.count == 1, let y = node.output(0),
+      let size = node.attribute("size")?.int, size >= 1,
+      let source = ActivatedConv(feeding: node.input(0), in: graph), graph.elementType(of: y) != .float16
+    else { return nil }
+    let beta = Double(node.attribute("beta")?.float ?? 0.75), bias = Double(node.attribute("bias")?.float ?? 1)
+    guard bias > 0, beta.isFinite else { return nil }
+    let gain = pow(bias, -beta)
+    guard gain.isFinite, gain > 0 else { return nil }
+    return Match(source: source, lrn: node, gain: gain)
+  }
+
+  func describe(_ m: Match, in graph: Graph) -> String {
+    "\(m.source.label(in: graph)) + \(graph.label(m.lrn)) fitted into \(graph.label(m.source.conv.node))"
+  }
+
+  func rewrite(_ m: Match, _ rewriter: inout Rewriter, calibration: Calibration) throws -> [String: Double] {
+    let graph = rewriter.graph
+    let conv = m.source.conv
+    guard let weight = Kernel4(conv.weight), let y = m.lrn.output(0) else { throw SlimFitError.shapes("unreadable weight") }
+    let fit = LayerFit(
+      window: conv.window, channels: conv.channels, outChannels: conv.outChannels, throughRelu: m.source.relu != nil,
+      prior: LayerFit.prior(weight: weight, bias: conv.bias.flatMap { graph.constant($0)?.doubles }, scale: m.gain))
+    let result = try fit.fit(input: graph[conv.input].name, target: graph[y].name, rewriter, calibration)
+    try m.source.install(fit, result, window: nil, replacing: y, of: m.lrn, &rewriter)
+    return result.metrics
+  }
+}
+
+/// Conv (+Relu) → MaxPool as one strided, refitted Conv (+Relu).
+struct ConvMaxPoolFit: FittedRewrite {
+  static let name = "conv-maxpool-fit"
+  static let rootOpTypes: Set<String> = [OpType.maxPool]
+
+  struct Match {
+    let source: ActivatedConv
+    let pool: Node
+    let poolWindow: Window2D
+    let merged: Window2D
+    let macsBefore: Double, macsAfter: Double
+  }
+
+  func match(_ node: Node, in graph: Graph) -> Match? {
+    guard node.inputs.count == 1, node.outputs.count == 1, node.output(0) != nil,
+      let source = ActivatedConv(feeding: node.input(0), in: graph),
+      let pool = Self.window(of: node, input: source.conv.outputSpatial),
+      let pooled = pool.outputSize(source.conv.outputSpatial)
+    else { return nil }
+    let conv = source.conv.window
+    let merged = Window2D(
+      kernel: (0..<2).map { conv.dilations[$0] * (conv.kernel[$0] - 1) + 1 + (pool.kernel[$0] - 1) * conv.strides[$0] },
+      strides: (0..<2).map { conv.strides[$0] * pool.strides[$0] }, dilations: [1, 1],
+      pads: (0..<4).map { conv.pads[$0] + pool.pads[$0] * conv.strides[$0 % 2] }, group: 1)
+    guard merged.outputSize(source.conv.spatial) == pooled else { return nil }
+    let c = source.conv
+    let macsBefore = c.macs + StreamCostModel.product([c.batch, c.outChannels] + pool.kernel + pooled)
+    guard
+      let macsAfter = StreamCostModel.convMACs(
+        batch: c.batch, outChannels: c.outChannels, kernelChannels: c.kernelChannels, kernel: merged.kernel, output: pooled),
+      macsAfter < macsBefore
+    else { return nil }
+    return Match(source: source, pool: node, poolWindow: pool, merged: merged, macsBefore: macsBefore, macsAfter: macsAfter)
+  }
+
+  /// The MaxPool's window over an input of spatial size `input`, `ceil_mode` 1 (Caffe's pooling,
+  /// GoogLeNet's) spelled as the extra end pads that give the same output size: the fit is
+  /// approximate anyway, and the output extents are what must agree.
+  static func window(of node: Node, input: [Int]) -> Window2D? {
+    guard let kernel = node.attribute("kernel_shape")?.ints, kernel.count == 2,
+      kernel.allSatisfy({ $0 >= 1 && $0 <= 64 }), (node.attribute("dilations")?.ints ?? [1, 1]) == [1, 1]
+    else { return nil }
+    let ceil = node.attribute("ceil_mode")?.int ?? 0
+    guard ceil == 0 || ceil == 1, (node.attribute("auto_pad")?.string ?? "NOTSET") == "NOTSET" || ceil == 0 else { return nil }
+    let k = kernel.map { Int($0) }
+    guard ceil == 1 else { return Window2D.read(node, kernel: k, input: input) }
+    let strides = node.attribute("strides")?.ints ?? [1, 1], pads = node.attribute("pads")?.ints ?? [0, 0, 0, 0]
+    guard strides.count == 2, strides.allSatisfy({ $0 >= 1 && $0 <= 64 }),
+      pads.count == 4, pads.allSatisfy({ $0 >= 0 && $0 <= 64 })
+    else { return nil }
+    var window = Window2D(
+      kernel: k, strides: strides.map { Int($0) }, dilations: [1, 1], pads: pads.map { Int($0) }, group: 1)
+    for axis in 0..<2 {
+      let span = input[axis] + window.pads[axis] + window.pads[axis + 2] - k[axis]
+      guard span >= 0 else { return nil }
+      let s = window.strides[axis]
+      var out = (span + s - 1) / s + 1
+      // ONNX drops a last window that would start in the end padding.
+      if (out - 1) * s >= input[axis] + window.pads[axis] { out -= 1 }
+      window.pads[axis + 2] += max(0, (out - 1) * s + k[axis] - (input[axis] + window.pads[axis] + window.pads[axis + 2]))
+    }
+    return window
+  }
+
+  func describe(_ m: Match, in graph: Graph) -> String {
+    "\(m.source.label(in: graph)) + \(graph.label(m.pool)) fitted into \(graph.label(m.source.conv.node)) "
+      + "(\(m.merged.summary)): \(StreamCostModel.describe(macsBefore: m.macsBefore, macsAfter: m.macsAfter))"
+  }
+
+  func rewrite(_ m: Match, _ rewriter: inout Rewriter, calibration: Calibration) throws -> [String: Double] {
+    let graph = rewriter.graph
+    let conv = m.source.conv
+    guard let weight = Kernel4(conv.weight), let y = m.pool.output(0) else { throw SlimFitError.shapes("unreadable weight") }
+    let average = weight.boxed(m.poolWindow.kernel, step: conv.window.strides, dilation: conv.window.dilations)
+    let fit = LayerFit(
+      window: m.merged, channels: conv.channels, outChannels: conv.outChannels, throughRelu: m.source.relu != nil,
+      prior: LayerFit.prior(weight: average, bias: conv.bias.flatMap { graph.constant($0)?.doubles }))
+    let result = try fit.fit(input: graph[conv.input].name, target: graph[y].name, rewriter, calibration)
+    try m.source.install(fit, result, window: m.merged.convAttributes, replacing: y, of: m.pool, &rewriter)
+    return result.metrics.merging(["macs_before": m.macsBefore, "macs_after": m.macsAfter]) { _, new in new }
+  }
+}

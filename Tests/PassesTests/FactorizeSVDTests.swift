@@ -1,0 +1,166 @@
+import Graph
+import GraphTesting
+import Runtime
+import Testing
+
+@testable import Passes
+
+@Suite struct FactorizeSVDTests {
+  let header = "<ir_version: 8, opset_import: [\"\" : 17]>"
+
+  var matMul: String {
+    """
+    \(header)
+    g (float[2,64] x) => (float[2,96] y) <float[64,96] w = \(literal(lowRankMatrix(64, 96, rank: 4))), float[96] b = \(literal(seededFloats(96, seed: 5)))> {
+      h = MatMul(x, w)
+      y = Add(h, b)
+    }
+    """
+  }
+
+  /// The ops of the rewritten main graph, in order, with their weights' shapes.
+  func structure(_ model: Model) -> [String] {
+    let g = model.graph
+    return (g.topologicalOrder() ?? g.nodeIDs).map { id in
+      let n = g[id]
+      let shapes = n.inputs.compactMap { $0 }.compactMap { g.constant($0)?.shape }.map { "\($0)" }
+      return ([n.opType] + shapes).joined(separator: " ")
+    }
+  }
+
+  @Test func rankRMatMulIsRecoveredExactlyAtRankR() throws {
+    let outcome = try runFactorization(FactorizeSVD.self, options: ["rank": "4"], on: matMul)
+    #expect(structure(outcome.model) == ["MatMul [64, 4]", "MatMul [4, 96]", "Add [96]"])
+    try expectSameOutputs(try Model(parsing: matMul), outcome.model, tolerance: 1e-4)
+    let change = try #require(outcome.report.changes.first { $0.pass == FactorizeSVD.name })
+    #expect(change.metrics["rank"] == 4)
+    #expect(change.metrics["params_before"] == 6144 && change.metrics["params_after"] == 640)
+    #expect((change.metrics["weight_error"] ?? 1) < 1e-5)
+    #expect(change.description.hasPrefix("MatMul →h (64×96) factorized by svd, rank 4: 6144 → 640 parameters"))
+  }
+
+  @Test func theBudgetFindsTheExactRankInMultiplesOfEight() throws {
+    let outcome = try runFactorization(FactorizeSVD.self, on: matMul)
+    let change = try #require(outcome.report.changes.first { $0.pass == FactorizeSVD.name })
+    #expect(change.metrics["rank"] == 8)
+    try expectSameOutputs(try Model(parsing: matMul), outcome.model, tolerance: 1e-4)
+  }
+
+  @Test(arguments: [true, false]) func gemm(transB: Bool) throws {
+    let w = lowRankMatrix(64, 80, rank: 3)
+    let input = """
+      \(header)
+      g (float[3,\(transB ? 80 : 64)] x) => (float[3,\(transB ? 64 : 80)] y) <float[64,80] w = \(literal(w)), float[\(transB ? 64 : 80)] c = \(literal(seededFloats(transB ? 64 : 80, seed: 9)))> {
+        y = Gemm<alpha = 0.5, beta = 2.0, transB = \(transB ? 1 : 0)>(x, w, c)
+      }
+      """
+    let outcome = try runFactorization(FactorizeSVD.self, options: ["rank": "3"], on: input)
+    let (din, dout) = transB ? (80, 64) : (64, 80)
+    #expect(structure(outcome.model) == ["MatMul [\(din), 3]", "Gemm [3, \(dout)] [\(dout)]"])
+    try expectSameOutputs(try Model(parsing: input), outcome.model, tolerance: 1e-4)
+  }
+
+  @Test func convChannelDecomposition() throws {
+    // W [32, 16, 3, 3] of rank 4 as a 32 × 144 matrix.
+    let input = """
+      \(header)
+      g (float[1,16,8,8] x) => (float[1,32,4,4] y) <float[32,16,3,3] w = \(literal(lowRankMatrix(32, 144, rank: 4))), float[32] b = \(literal(seededFloats(32, seed: 4)))> {
+        y = Conv<pads = [1, 1, 1, 1], strides = [2, 2]>(x, w, b)
+      }
+      """
+    let outcome = try runFactorization(FactorizeSVD.self, options: ["rank": "4"], on: input)
+    #expect(structure(outcome.model) == ["Conv [4, 16, 3, 3]", "Conv [32, 4, 1, 1] [32]"])
+    try expectSameOutputs(try Model(parsing: input), outcome.model, tolerance: 1e-4)
+  }
+
+  @Test func whitenedBeatsWeightOnlyOnCalibrationLikeData() throws {
+    // A full-rank weight and inputs in an 8-dimensional subspace: the whitened fit at rank 8 is
+    // nearly exact on such inputs, the weight-only one is not.
+    let input = """
+      \(header)
+      g (float[16,64] x) => (float[16,96] y) <float[64,96] w = \(literal(seededFloats(64 * 96, seed: 21)))> { y = MatMul(x, w) }
+      """
+    var settings = ApproximationSettings()
+    settings.calibration = calibration("x", shape: [16, 64], samples: 8, basis: 8)
+    let whitened = try runFactorization(FactorizeSVD.self, options: ["rank": "8"], on: input, settings: settings)
+    let plain = try runFactorization(FactorizeSVD.self, options: ["rank": "8", "fit": "weight"], on: input, settings: settings)
+    let e1 = try #require(whitened.report.changes.first?.metrics["output_error"])
+    let e2 = try #require(plain.report.changes.first?.metrics["output_error"])
+    #expect(whitened.report.changes.first?.description.contains("whitened svd") == true)
+    #expect(e1 < 0.05 && e1 < e2 / 5, "whitened \(e1), weight-only \(e2)")
+    // Measured on held-out samples from the same distribution, too.
+    let original = try Model(parsing: input), cal = settings.calibration!
+    #expect(try cal.outputError(of: whitened.model, against: original) < cal.outputError(of: plain.model, against: original))
+  }
+
+  @Test func errorFallsAsTheBudgetGrows() throws {
+    let input = """
+      \(header)
+      g (float[4,96] x) => (float[4,96] y) <float[96,96] w = \(literal(seededFloats(96 * 96, seed: 8)))> { y = MatMul(x, w) }
+      """
+    var errors: [Double] = []
+    for r in [0.2, 0.35, 0.5, 0.7] {
+      var settings = ApproximationSettings()
+      settings.compression = r
+      let outcome = try runFactorization(FactorizeSVD.self, on: input, settings: settings)
+      errors.append(try outputError(try Model(parsing: input), outcome.model))
+    }
+    #expect(zip(errors, errors.dropFirst()).allSatisfy { $0 > $1 }, "\(errors)")
+  }
+
+  @Test func reportedParametersMatchTheWrittenModel() throws {
+    let input = """
+      \(header)
+      g (float[2,64] x) => (float[2,64] y) <float[64,96] w1 = \(literal(seededFloats(64 * 96, seed: 1))), float[96,64] w2 = \(literal(seededFloats(96 * 64, seed: 2)))> {
+        h = MatMul(x, w1)
+        r = Relu(h)
+        z = MatMul(r, w2)
+        y = Add(z, x)
+      }
+      """
+    var settings = ApproximationSettings()
+    settings.compression = 0.25
+    let outcome = try runFactorization(FactorizeSVD.self, on: input, settings: settings)
+    let changes = outcome.report.changes.filter { $0.pass == FactorizeSVD.name }
+    #expect(changes.count == 2)
+    let saved = changes.reduce(0.0) { $0 + $1.metrics["params_before"]! - $1.metrics["params_after"]! }
+    let before = try Model(parsing: input).statistics(), after = outcome.model.statistics()
+    #expect(Double(before.parameterCount - after.parameterCount) == saved)
+    #expect(changes.reduce(0.0) { $0 + $1.metrics["params_after"]! } <= 0.25 * Double(64 * 96 * 2))
+    let macsSaved = changes.reduce(0.0) { $0 + $1.metrics["macs_before"]! - $1.metrics["macs_after"]! }
+    #expect(Double(before.macs - after.macs) == macsSaved)
+  }
+
+  @Test(arguments: [
+    ("weight a graph input", """
+      g (float[2,64] x, float[64,96] w) => (float[2,96] y) { y = MatMul(x, w) }
+      """),
+    ("too small a layer", """
+      g (float[2,32] x) => (float[2,32] y) <float[32,32] w = \(literal(seededFloats(1024, seed: 1)))> { y = MatMul(x, w) }
+      """),
+    ("a grouped conv", """
+      g (float[1,64,4,4] x) => (float[1,64,4,4] y) <float[64,32,3,3] w = \(literal(seededFloats(64 * 32 * 9, seed: 1)))> {
+        y = Conv<group = 2, pads = [1, 1, 1, 1]>(x, w)
+      }
+      """),
+    ("Gemm with transA", """
+      g (float[64,2] x) => (float[2,96] y) <float[64,96] w = \(literal(seededFloats(64 * 96, seed: 1)))> { y = Gemm<transA = 1>(x, w) }
+      """),
+  ])
+  func guards(_ name: String, _ body: String) throws {
+    try assertNoRewrite(FactorizeSVD.self, options: ["rank": "8"], "\(header)\n\(body)")
+  }
+
+  @Test func aRankThatSavesNothingIsNotApplied() throws {
+    // Break-even for 64×96 is r = 38.
+    try assertNoRewrite(FactorizeSVD.self, options: ["rank": "40"], matMul)
+  }
+
+  @Test func badOptionsAreRejected() {
+    var options = PassOptions(for: FactorizeSVD.self)
+    #expect(throws: PassOptionError.self) {
+      try options.set("fit", "exact")
+      _ = try FactorizeSVD(options: options)
+    }
+  }
+}
