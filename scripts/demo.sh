@@ -21,6 +21,8 @@ show() {
 }
 
 show inspect fixtures/googlenet_stem.onnx
-show optimize fixtures/googlenet_stem.onnx "$out_dir/out.onnx"
-show inspect "$out_dir/out.onnx"
-printf '\nwrote %s\n' "$out_dir/out.onnx"
+show optimize fixtures/googlenet_stem.onnx "$out_dir/out.onnx" --report "$out_dir/report.txt"
+show diff fixtures/googlenet_stem.onnx "$out_dir/out.onnx"
+show optimize fixtures/googlenet_stem.onnx "$out_dir/out.tmf"
+show verify fixtures/googlenet_stem.onnx "$out_dir/out.tmf"
+printf '\nwrote %s and %s; every change is listed in %s\n' "$out_dir/out.onnx" "$out_dir/out.tmf" "$out_dir/report.txt"
