@@ -125,6 +125,25 @@ extension Matrix {
     return Matrix(rows: b.columns, columns: n, elements: x).transposed
   }
 
+  /// Solves `A·X = B` in float64 for a symmetric positive definite row-major n×n `a` and row-major
+  /// n×r `b` (LAPACK `dposv`), for normal equations float32 cannot factor.
+  public static func solvePositiveDefinite(_ a: [Double], _ b: [Double], n: Int, r: Int) throws(LinalgError) -> [Double] {
+    guard a.count == n * n, b.count == n * r else { throw .shapeMismatch("A of \(a.count) values for n \(n), B of \(b.count) for r \(r)") }
+    if n == 0 || r == 0 { return b }
+    try checkLAPACKSize(n, r)
+    var factor = a  // symmetric: row-major and column-major agree
+    var x = [Double](repeating: 0, count: n * r)  // column-major n×r
+    for i in 0..<n { for j in 0..<r { x[j * n + i] = b[i * r + j] } }
+    let info = factor.withUnsafeMutableBufferPointer { ap in
+      x.withUnsafeMutableBufferPointer { xp in LAPACK.dposv(n: n, nrhs: r, a: ap.baseAddress!, b: xp.baseAddress!) }
+    }
+    if info > 0 { throw .notPositiveDefinite(order: info) }
+    if info < 0 { throw .invalidArgument(info) }
+    var result = [Double](repeating: 0, count: n * r)
+    for i in 0..<n { for j in 0..<r { result[i * r + j] = x[j * n + i] } }
+    return result
+  }
+
   /// Solves `self·X = B` for a symmetric positive definite `self` by Cholesky.
   public func solvePositiveDefinite(_ b: Matrix) throws(LinalgError) -> Matrix {
     try Matrix.choleskySolve(factor: choleskyFactor(), b)

@@ -47,6 +47,19 @@ enum LAPACK {
     #endif
   }
 
+  /// Solves A·X = B in float64 for a symmetric positive definite column-major n×n `a` (LAPACK
+  /// `dposv`: Cholesky, then two triangular solves); `a` is overwritten by the factor, `b` by X.
+  static func dposv(n: Int, nrhs: Int, a: UnsafeMutablePointer<Double>, b: UnsafeMutablePointer<Double>) -> Int {
+    let uplo = CChar(UInt8(ascii: "U"))
+    #if canImport(Accelerate)
+      var (u, n32, nrhs32, lda32, ldb32, info) = (uplo, Int32(n), Int32(nrhs), Int32(n), Int32(n), Int32(0))
+      dposv_(&u, &n32, &nrhs32, a, &lda32, b, &ldb32, &info)
+      return Int(info)
+    #else
+      return Int(LAPACKE_dposv(LAPACK_COL_MAJOR, uplo, Int32(n), Int32(nrhs), a, Int32(n), b, Int32(n)))
+    #endif
+  }
+
   /// Solves A·X = B for the column-major n×nrhs `b`, given `spotrf`'s factor of A.
   static func spotrs(
     upper: Bool, n: Int, nrhs: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafeMutablePointer<Float>, ldb: Int

@@ -183,31 +183,9 @@ struct LayerFit: Sendable {
   /// Solves A·X = B (A n×n symmetric positive definite, B n×r, row-major) by a float64 Cholesky
   /// factorization, for systems float32 LAPACK cannot factor.
   static func solveFloat64(_ a: [Double], _ b: [Double], n: Int, r: Int) throws(SlimFitError) -> [Double] {
-    var l = a
-    for j in 0..<n {
-      var diagonal = l[j * n + j]
-      for k in 0..<j { diagonal -= l[j * n + k] * l[j * n + k] }
-      guard diagonal > 0, diagonal.isFinite else { throw .solve("the normal equations are singular (order \(j + 1))") }
-      let pivot = diagonal.squareRoot()
-      l[j * n + j] = pivot
-      for i in (j + 1)..<max(j + 1, n) {
-        var x = l[i * n + j]
-        for k in 0..<j { x -= l[i * n + k] * l[j * n + k] }
-        l[i * n + j] = x / pivot
-      }
+    do { return try Matrix.solvePositiveDefinite(a, b, n: n, r: r) } catch {
+      throw .solve("the normal equations are singular (\(error))")
     }
-    var x = b
-    for i in 0..<n {  // L·z = b
-      for k in 0..<i where l[i * n + k] != 0 { for o in 0..<r { x[i * r + o] -= l[i * n + k] * x[k * r + o] } }
-      for o in 0..<r { x[i * r + o] /= l[i * n + i] }
-    }
-    for i in stride(from: n - 1, through: 0, by: -1) {  // Lᵀ·x = z
-      for k in (i + 1)..<max(i + 1, n) where l[k * n + i] != 0 {
-        for o in 0..<r { x[i * r + o] -= l[k * n + i] * x[k * r + o] }
-      }
-      for o in 0..<r { x[i * r + o] /= l[i * n + i] }
-    }
-    return x
   }
 
   /// ‖f(Φθ) − T‖ / ‖T‖ over `sets`, f the kept Relu if any.
