@@ -21,13 +21,19 @@ struct TMFLayout {
   private var dataLength = 0
   private var valueTensor: [ValueID: UInt32] = [:]
 
+  /// The constants to encode, with their quantization axis (see `WeightEncoder.plan`).
+  private var encodingPlan: [ValueID: Int] = [:]
+  private var weightOptions = TMFWeightOptions()
+
   private(set) var summary = TMFWriteSummary(fileSize: 0, tensorBytes: 0, tensorCount: 0, nodeCount: 0)
   private var sections: [(kind: TMF.SectionKind, bytes: [UInt8])] = []
   private var dataOffset = 0
   private var dataCRC: UInt32 = 0
 
-  init(model: Model, metadata: [MetadataEntry]) throws(TMFWriteError) {
+  init(model: Model, metadata: [MetadataEntry], weights: TMFWeightOptions = TMFWeightOptions()) throws(TMFWriteError) {
     let graph = model.graph
+    weightOptions = weights
+    encodingPlan = WeightEncoder.plan(graph, weights)
     guard let order = graph.topologicalOrder() else { throw TMFWriteError("the graph has a cycle") }
     for input in graph.inputs {
       guard case .input(let defaultValue) = graph[input].definition else { continue }
@@ -35,7 +41,7 @@ struct TMFLayout {
     }
     for value in graph.initializers where valueTensor[value] == nil {
       guard let data = graph.constant(value) else { continue }
-      valueTensor[value] = try addTensor(graph[value].name, kind: .constant, type: nil, data: data)
+      valueTensor[value] = try addTensor(graph[value].name, kind: .constant, type: nil, data: data, axis: encodingPlan[value])
     }
     if let outer = graph.outerReferences.first {
       throw TMFWriteError("value '\(graph[outer].name)' is read from an enclosing graph; .tmf stores one flat graph")
@@ -63,8 +69,11 @@ struct TMFLayout {
 
   // MARK: Tensors
 
-  /// Appends a tensor record; `data` is written to the data section when given.
-  private mutating func addTensor(_ name: String, kind: TMF.TensorKind, type: ValueType?, data: Tensor?) throws(TMFWriteError) -> UInt32 {
+  /// Appends a tensor record; `data` is written to the data section when given, encoded as the
+  /// weight options say when `axis` is given (the constant is in the encoding plan).
+  private mutating func addTensor(
+    _ name: String, kind: TMF.TensorKind, type: ValueType?, data: Tensor?, axis: Int? = nil
+  ) throws(TMFWriteError) -> UInt32 {
     let index = try checkedIndex(tensorCount, "tensors")
     var record = [UInt8](repeating: 0, count: TMF.TensorRecord.size)
     record.put(string(name), at: TMF.TensorRecord.name)
@@ -72,7 +81,11 @@ struct TMFLayout {
     record.put(TMF.Encoding.raw.rawValue, at: TMF.TensorRecord.encoding)
     record.put(Int32(-1), at: TMF.TensorRecord.quantAxis)
     let label = name.isEmpty ? "tensor attribute" : "tensor '\(name)'"
-    if let data {
+    if let data, let axis, let values = data.floats,
+      let encoded = WeightEncoder.encode(values, shape: data.shape, axis: axis, weightOptions)
+    {
+      try addEncoded(encoded, name: name, original: data, into: &record)
+    } else if let data {
       guard TMF.supportedDTypes.contains(data.dtype), case .raw = data.payload else {
         throw TMFWriteError("\(label): element type \(data.dtype) is not stored by .tmf 1.0 (float, float16, double, int64, int32, int8, uint8, bool)")
       }
@@ -107,6 +120,34 @@ struct TMFLayout {
     tensorRecords.append(contentsOf: record)
     tensorCount += 1
     return index
+  }
+
+  /// Fills an encoded constant's record (dtype float, the encoding, quantization parameters in
+  /// the f32 pool) and queues its bytes.
+  private mutating func addEncoded(_ encoded: EncodedWeight, name: String, original: Tensor, into record: inout [UInt8]) throws(TMFWriteError) {
+    record.put(DType.float.rawValue, at: TMF.TensorRecord.dtype)
+    record.put(encoded.encoding.rawValue, at: TMF.TensorRecord.encoding)
+    record.put(try checkedIndex(original.shape.count, "dims"), at: TMF.TensorRecord.rank)
+    record.put(try checkedIndex(i64Pool.count, "pool entries"), at: TMF.TensorRecord.dimsStart)
+    i64Pool.append(contentsOf: original.shape.map { Int64($0) })
+    record.put(Int32(encoded.axis), at: TMF.TensorRecord.quantAxis)
+    record.put(try checkedIndex(encoded.parameters.count, "quantization parameters"), at: TMF.TensorRecord.quantCount)
+    record.put(try checkedIndex(f32Pool.count, "pool entries"), at: TMF.TensorRecord.scaleStart)
+    record.put(TMF.absent, at: TMF.TensorRecord.zeroPointStart)  // symmetric: zero points are 0
+    f32Pool.append(contentsOf: encoded.parameters)
+    let bytes = Tensor(dtype: .uint8, shape: [encoded.data.count], storage: .copying(encoded.data))!
+    let offset = TMF.aligned(dataLength, to: TMF.dataAlignment) ?? dataLength
+    record.put(UInt64(offset), at: TMF.TensorRecord.dataOffset)
+    record.put(UInt64(bytes.byteCount), at: TMF.TensorRecord.dataLength)
+    dataTensors.append((offset, bytes))
+    dataLength = offset + bytes.byteCount
+    summary.tensorBytes += bytes.byteCount
+    let values = original.floats ?? []
+    summary.encoded.append(
+      TMFEncodedTensor(
+        name: name, encoding: encoded.encoding.name, shape: original.shape,
+        bytes: bytes.byteCount + 4 * encoded.parameters.count, originalBytes: original.byteCount,
+        relativeError: WeightEncoder.relativeError(values, encoded.decoded)))
   }
 
   // MARK: Nodes

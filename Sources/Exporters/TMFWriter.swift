@@ -20,6 +20,8 @@ public struct TMFWriteSummary: Sendable, Equatable {
   public var tensorBytes: Int
   public var tensorCount: Int
   public var nodeCount: Int
+  /// The constants stored in an encoding other than raw, in file order, with their errors.
+  public var encoded: [TMFEncodedTensor] = []
 }
 
 /// Writes a model as `.tmf` (docs/tmf.md): metadata tables first, then every constant's bytes in
@@ -27,12 +29,15 @@ public struct TMFWriteSummary: Sendable, Equatable {
 ///
 /// Refuses (with nothing written) an operator outside the `.tmf` op list (custom domains, functions),
 /// subgraph attributes (If, Loop, Scan: not stored in 1.0), string tensors and element types
-/// outside `TMF.supportedDTypes`. Weights are written in the raw encoding (fp32 stays fp32).
+/// outside `TMF.supportedDTypes`. Weights are written raw (fp32 stays fp32) unless `weights` asks
+/// for fp16, int8 or codebook (`TMFWeightEncoding`: which tensors, and how).
 public enum TMFWriter {
   /// Writes `model` to exactly `path` (the caller renames a temporary file into place).
   @discardableResult
-  public static func write(_ model: Model, to path: String, metadata: [MetadataEntry] = []) throws(TMFWriteError) -> TMFWriteSummary {
-    let layout = try TMFLayout(model: model, metadata: metadata)
+  public static func write(
+    _ model: Model, to path: String, metadata: [MetadataEntry] = [], weights: TMFWeightOptions = TMFWeightOptions()
+  ) throws(TMFWriteError) -> TMFWriteSummary {
+    let layout = try TMFLayout(model: model, metadata: metadata, weights: weights)
     guard let file = fopen(path, "wb") else {
       throw TMFWriteError("cannot create the file: \(String(cString: strerror(errno)))")
     }
@@ -46,8 +51,10 @@ public enum TMFWriter {
   }
 
   /// The whole file in memory (tests and small models).
-  public static func serialize(_ model: Model, metadata: [MetadataEntry] = []) throws(TMFWriteError) -> [UInt8] {
-    let layout = try TMFLayout(model: model, metadata: metadata)
+  public static func serialize(
+    _ model: Model, metadata: [MetadataEntry] = [], weights: TMFWeightOptions = TMFWeightOptions()
+  ) throws(TMFWriteError) -> [UInt8] {
+    let layout = try TMFLayout(model: model, metadata: metadata, weights: weights)
     var out: [UInt8] = []
     out.reserveCapacity(layout.summary.fileSize)
     layout.emit { out.append(contentsOf: $0) }

@@ -7,7 +7,7 @@ public enum TMF {
   /// `\x89 T M F \r \n \x1a \n`: PNG's trick, so text-mode transfers and truncation show at once.
   public static let magic: [UInt8] = [0x89, 0x54, 0x4D, 0x46, 0x0D, 0x0A, 0x1A, 0x0A]
   public static let versionMajor: UInt16 = 1
-  public static let versionMinor: UInt16 = 0
+  public static let versionMinor: UInt16 = 1
   public static let headerSize = 64
   public static let sectionEntrySize = 32
   /// Alignment of the data section and of every tensor's data in it.
@@ -102,11 +102,13 @@ public enum TMF {
   public enum Encoding: UInt32, Sendable {
     /// Little-endian elements of the tensor's dtype, packed: what the runtime uses in place.
     case raw = 0
-    /// Reserved (1.x): float32 tensor stored as IEEE half.
+    /// (1.1) A float32 tensor stored as IEEE binary16 elements.
     case fp16 = 1
-    /// Reserved (1.x): float32 tensor stored as int8, symmetric, one scale per index of quant axis.
+    /// (1.1) A float32 tensor stored as int8 `q`, `x = scale[c] · (q − zero_point[c])`, one scale per
+    /// index `c` of the quant axis.
     case int8 = 2
-    /// Reserved (1.x): float32 tensor stored as a codebook of quant-count floats and packed indices.
+    /// (1.1) A float32 tensor stored as a codebook of quant-count float centroids and packed indices
+    /// (4 bits each for at most 16 centroids, else 8).
     case codebook = 3
     /// Reserved (1.x): sparse, compressed rows with relative indices.
     case csr = 4
@@ -122,7 +124,26 @@ public enum TMF {
     }
 
     /// Whether this version reads the encoding.
-    public var isSupported: Bool { self == .raw }
+    public var isSupported: Bool { self != .csr }
+  }
+
+  /// The largest codebook (8-bit indices).
+  public static let maxCodebookSize = 256
+
+  /// Bits per index of a codebook of `size` centroids: 4 up to 16 centroids, else 8.
+  public static func codebookIndexBits(_ size: Int) -> Int { size <= 16 ? 4 : 8 }
+
+  /// Bytes of `elements` float32 values stored with `encoding` (a codebook of `quantCount`
+  /// centroids); nil on overflow or for raw and csr, whose size depends on the dtype or the data.
+  public static func encodedByteCount(_ encoding: Encoding, elements: Int, quantCount: Int) -> Int? {
+    switch encoding {
+    case .fp16:
+      let (bytes, overflow) = elements.multipliedReportingOverflow(by: 2)
+      return overflow ? nil : bytes
+    case .int8: return elements
+    case .codebook: return codebookIndexBits(quantCount) == 4 ? elements / 2 + elements % 2 : elements
+    case .raw, .csr: return nil
+    }
   }
 
   /// Attribute value types: ONNX's `AttributeProto.AttributeType` codes.

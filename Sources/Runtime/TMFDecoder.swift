@@ -143,8 +143,20 @@ struct TMFDecoder {
       }
       let quantAxis = try records.i32(base + TMF.TensorRecord.quantAxis, "\(what) quant_axis")
       let quantCount = try field(TMF.TensorRecord.quantCount, "quant_count")
-      guard quantAxis == -1, quantCount == 0 else {
-        throw TMFProblem("\(what): field quant_count: raw tensors have no quantization parameters (axis -1, count 0)")
+      var quantization: TMFQuantization? = nil
+      if encoding == .raw {
+        guard quantAxis == -1, quantCount == 0 else {
+          throw TMFProblem("\(what): field quant_count: raw tensors have no quantization parameters (axis -1, count 0)")
+        }
+      } else {
+        guard kind == .constant else { throw TMFProblem("\(what): field encoding: only constants may be \(encoding.name)-encoded") }
+        guard dtypeCode == DType.float.rawValue else {
+          throw TMFProblem("\(what): field dtype: \(encoding.name)-encoded tensors must be float (1), not \(dtypeCode)")
+        }
+        quantization = TMFQuantization(
+          encoding: encoding, axis: Int(quantAxis), count: Int(quantCount),
+          scaleStart: try field(TMF.TensorRecord.scaleStart, "scale_start"),
+          zeroPointStart: try field(TMF.TensorRecord.zeroPointStart, "zero_point_start"))
       }
       let rankField = try field(TMF.TensorRecord.rank, "rank")
       var dims: [Dim]? = nil
@@ -170,7 +182,7 @@ struct TMFDecoder {
       if kind == .activation {
         guard offset == 0, length == 0 else { throw TMFProblem("\(what): field data_length: a node output has no data") }
       } else if kind == .constant || kind == .attribute || length > 0 || offset > 0 {
-        info.data = try tensorData(what, dtype: dtypeCode == 0 ? nil : dtype, dims: dims, offset: offset, length: length)
+        info.data = try tensorData(what, dtype: dtypeCode == 0 ? nil : dtype, dims: dims, offset: offset, length: length, quantization: quantization)
       }
       out.append(info)
     }
@@ -178,7 +190,9 @@ struct TMFDecoder {
   }
 
   /// The data of a tensor, checked, adopting the mapped bytes in place.
-  private func tensorData(_ what: String, dtype: DType?, dims: [Dim]?, offset: Int, length: Int) throws(TMFProblem) -> Tensor {
+  private func tensorData(
+    _ what: String, dtype: DType?, dims: [Dim]?, offset: Int, length: Int, quantization: TMFQuantization? = nil
+  ) throws(TMFProblem) -> Tensor {
     guard let dtype else { throw TMFProblem("\(what): field dtype: a tensor with data needs an element type") }
     guard let dims else { throw TMFProblem("\(what): field rank: a tensor with data needs a shape") }
     let shape = dims.compactMap(\.value)
@@ -186,8 +200,19 @@ struct TMFDecoder {
     guard let elements = checkedElementCount(shape), let bytes = dtype.byteCount(elements: elements) else {
       throw TMFProblem("\(what): field dims: the shape \(shape) overflows")
     }
-    guard bytes == length else {
-      throw TMFProblem("\(what): field data_length: \(length) bytes, but shape \(shape) of \(dtype) takes \(bytes)")
+    var parameters: [Float] = [], zeroPoints: [Int64]? = nil
+    if let q = quantization {
+      try q.checkParameters(what, shape: shape)
+      parameters = try f32s(q.scaleStart, q.count, "\(what): field scale_start")
+      if q.zeroPointStart != TMF.absent { zeroPoints = try i64s(q.zeroPointStart, q.count, "\(what): field zero_point_start") }
+      let encodedBytes = TMF.encodedByteCount(q.encoding, elements: elements, quantCount: q.count)
+      guard encodedBytes == length else {
+        throw TMFProblem("\(what): field data_length: \(length) bytes, but shape \(shape) as \(q.encoding.name) takes \(encodedBytes.map(String.init) ?? "more than the address space")")
+      }
+    } else {
+      guard bytes == length else {
+        throw TMFProblem("\(what): field data_length: \(length) bytes, but shape \(shape) of \(dtype) takes \(bytes)")
+      }
     }
     let end = try tmfAdd(offset, length, "\(what): field data_offset")
     guard end <= data.count else {
@@ -196,6 +221,10 @@ struct TMFDecoder {
     let fileOffset = data.fileOffset + offset
     guard fileOffset % TMF.dataAlignment == 0 else {
       throw TMFProblem("\(what): field data_offset: file offset \(fileOffset) is not \(TMF.dataAlignment)-byte aligned")
+    }
+    if let q = quantization {  // decoded once, here: the runtime computes in float32
+      let source = UnsafeRawBufferPointer(rebasing: mapping.bytes[fileOffset..<(fileOffset + length)])
+      return try q.decode(source, shape: shape, parameters: parameters, zeroPoints: zeroPoints, what)
     }
     let storage = length == 0 ? TensorStorage(copying: UnsafeRawBufferPointer(start: nil, count: 0)) : mapping.storage(fileOffset..<(fileOffset + length))
     guard let tensor = Tensor(dtype: dtype, shape: shape, storage: storage) else {

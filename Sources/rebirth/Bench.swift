@@ -13,12 +13,16 @@ struct Bench: ParsableCommand {
       verify` makes them). p50 and p90 are nearest-rank percentiles of the timed
       runs. Peak memory is the process's peak resident set size (ru_maxrss), so
       it includes the loaded model, its inputs and the runtime. The JSON form
-      has the keys min_ms, p50_ms, p90_ms and peak_rss_bytes, and a few more.
+      has the keys min_ms, p50_ms, p90_ms and peak_rss_bytes, and a few more;
+      load_ms is the time from opening the file to a session ready to run
+      (reading and validating the model, then planning it). --load-only
+      measures only that.
 
       Examples:
         rebirth bench model.onnx
         rebirth bench model.onnx --threads 1 --runs 50 --format json
         rebirth bench model.onnx --dim N=8
+        rebirth bench model.tmf --load-only --format json               # load time only
       """)
 
   @Argument(help: "The model to time (.onnx or .tmf).")
@@ -36,6 +40,9 @@ struct Bench: ParsableCommand {
   @Option(help: "Report format: text or json.")
   var format: ReportFormat = .text
 
+  @Flag(help: "Only open the model and make it ready to run; report that time (load_ms).")
+  var loadOnly = false
+
   @OptionGroup var feeds: FeedOptions
   @OptionGroup var random: RandomInputOptions
 
@@ -47,7 +54,16 @@ struct Bench: ParsableCommand {
       throw CLIError.usage("--dim applies to random inputs only, not with --input/--inputs")
     }
     let threads = try threadCount(threads)
+    let clock = ContinuousClock()
+    let loadStart = clock.now
     let loaded = try LoadedModel(path: model, threads: threads)
+    let loadMS = milliseconds(clock.now - loadStart)
+    guard !loadOnly else {
+      let report = BenchReport(
+        model: model, threads: threads, runs: 0, warmup: 0, times: [], peakRSS: peakResidentBytes(), loadMS: loadMS)
+      print(format == .json ? report.json : report.text, terminator: format == .json ? "\n" : "")
+      return
+    }
     let given =
       feeds.isEmpty
       ? try RandomInputs(model: loaded.model, dims: dims, seed: random.seed).make().mapValues { ($0, "random input") }
@@ -56,17 +72,15 @@ struct Bench: ParsableCommand {
     let inputs = given.mapValues(\.array)
 
     for _ in 0..<warmup { _ = try loaded.run(inputs) }
-    let clock = ContinuousClock()
     var times: [Double] = []
     times.reserveCapacity(runs)
     for _ in 0..<runs {
       let start = clock.now
       _ = try loaded.run(inputs)
-      let elapsed = clock.now - start
-      times.append(Double(elapsed.components.seconds) * 1e3 + Double(elapsed.components.attoseconds) / 1e15)
+      times.append(milliseconds(clock.now - start))
     }
     let report = BenchReport(
-      model: model, threads: threads, runs: runs, warmup: warmup, times: times, peakRSS: peakResidentBytes())
+      model: model, threads: threads, runs: runs, warmup: warmup, times: times, peakRSS: peakResidentBytes(), loadMS: loadMS)
     switch format {
     case .text: print(report.text, terminator: "")
     case .json: print(report.json)
@@ -85,8 +99,11 @@ struct BenchReport: Encodable {
   let max_ms: Double
   let mean_ms: Double
   let peak_rss_bytes: Int
+  /// Opening the model file until a session is ready to run.
+  let load_ms: Double
 
-  init(model: String, threads: Int, runs: Int, warmup: Int, times: [Double], peakRSS: Int) {
+  init(model: String, threads: Int, runs: Int, warmup: Int, times: [Double], peakRSS: Int, loadMS: Double = 0) {
+    load_ms = loadMS
     self.model = model
     self.threads = threads
     self.runs = runs
@@ -109,6 +126,7 @@ struct BenchReport: Encodable {
 
   var text: String {
     let ms = { (x: Double) in String(format: "%.3f ms", x) }
+    if runs == 0 { return "\(model): loaded and ready to run in \(ms(load_ms)), \(threads) thread\(threads == 1 ? "" : "s")\n" }
     return """
       \(model): \(runs) runs after \(warmup) warm-up, \(threads) thread\(threads == 1 ? "" : "s")
       latency  min \(ms(min_ms))  p50 \(ms(p50_ms))  p90 \(ms(p90_ms))  max \(ms(max_ms))  mean \(ms(mean_ms))
@@ -122,6 +140,11 @@ struct BenchReport: Encodable {
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
     return (try? encoder.encode(self)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
   }
+}
+
+/// A duration in milliseconds.
+func milliseconds(_ d: Duration) -> Double {
+  Double(d.components.seconds) * 1e3 + Double(d.components.attoseconds) / 1e15
 }
 
 /// The process's peak resident set size in bytes.

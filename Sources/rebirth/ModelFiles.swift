@@ -35,21 +35,43 @@ func loadModel(_ path: String) throws(CLIError) -> Model {
 /// Writes `model` to `path` so that a failure leaves nothing behind: everything is written to
 /// temporary files beside the destination and renamed into place only when all of it succeeded.
 ///
-/// `.tmf` files get `metadata` (producer, source digest, passes applied: see docs/tmf.md).
-func saveModel(_ model: Model, to path: String, externalData: Bool, metadata: [MetadataEntry] = []) throws(CLIError) {
+/// `.tmf` files get `metadata` (producer, source digest, passes applied: see docs/tmf.md) and
+/// their weights stored as `weights` says; when `readBack` is given, the written `.tmf` is opened
+/// with the validating reader and handed to it before the rename (it proves the file, and
+/// `--verify` measures the decoded weights), and a failure there leaves nothing behind either.
+@discardableResult
+func saveModel(
+  _ model: Model, to path: String, externalData: Bool, metadata: [MetadataEntry] = [],
+  weights: TMFWeightOptions = TMFWeightOptions(), readBack: ((Model) throws(CLIError) -> Void)? = nil
+) throws(CLIError) -> TMFWriteSummary? {
   let final = URL(fileURLWithPath: path)
   let temporary = final.deletingLastPathComponent()
     .appendingPathComponent(".\(final.lastPathComponent).rebirth-\(ProcessInfo.processInfo.processIdentifier).tmp")
   if try ModelFormat(path: path) == .tmf {
-    do { try TMFWriter.write(model, to: temporary.path, metadata: metadata) } catch {
+    let summary: TMFWriteSummary
+    do { summary = try TMFWriter.write(model, to: temporary.path, metadata: metadata, weights: weights) } catch {
       try? FileManager.default.removeItem(at: temporary)
       throw .badModel("\(path): \(error.message)")
+    }
+    if let readBack {
+      let written: Model
+      do { written = try TMFReader.load(path: temporary.path) } catch {
+        try? FileManager.default.removeItem(at: temporary)
+        throw .badModel("\(path): the written file does not read back: \(error.message)")
+      }
+      do { try readBack(written) } catch {
+        try? FileManager.default.removeItem(at: temporary)
+        throw error
+      }
     }
     do { try replaceItem(at: final.path, with: temporary.path) } catch {
       try? FileManager.default.removeItem(at: temporary)
       throw .badModel("\(path): cannot move the written file into place: \(error.localizedDescription)")
     }
-    return
+    return summary
+  }
+  if weights.encoding != .fp32 {
+    throw .usage("\(path): --weights \(weights.encoding.rawValue) applies to .tmf output only (ONNX output keeps float32 weights)")
   }
   let staged: [StagedFile]
   do {
@@ -66,6 +88,7 @@ func saveModel(_ model: Model, to path: String, externalData: Bool, metadata: [M
     for file in staged { try? FileManager.default.removeItem(atPath: file.temporary) }
     throw .badModel("\(path): cannot move the written file into place: \(error.localizedDescription)")
   }
+  return nil
 }
 
 /// A file written under a temporary name, to be renamed to its final name.

@@ -18,6 +18,7 @@ struct Optimize: ParsableCommand {
       Examples:
         rebirth optimize model.onnx out.onnx
         rebirth optimize model.onnx out.tmf                                 # the compact runtime format
+        rebirth optimize model.onnx out.tmf --weights int8 --verify         # int8 weights, output error
         rebirth optimize model.onnx out.onnx --passes none                  # convert only
         rebirth optimize model.onnx out.onnx --disable fold-constants
         rebirth optimize model.onnx out.onnx --enable branch-slim --report changes.txt
@@ -87,6 +88,12 @@ struct Optimize: ParsableCommand {
   @Option(help: "Threads for calibration runs and BLAS (default: every core).")
   var threads: Int?
 
+  @Option(help: ".tmf weights: fp32 (in place), fp16, int8 (per output channel) or codebook (k-means weight sharing); docs/tmf.md.")
+  var weights: TMFWeightEncoding = .fp32
+
+  @Option(help: "--weights codebook: centroids per tensor, 2–256 (16 or fewer: 4-bit indices).")
+  var codebookSize: Int = 256
+
   func validate() throws {
     if let maxRewrites, maxRewrites < 0 { throw ValidationError("--max-rewrites must be at least 0") }
     if calibration != nil && calibrationRandom != nil {
@@ -96,10 +103,14 @@ struct Optimize: ParsableCommand {
     if let compression, !(compression > 0 && compression <= 1) { throw ValidationError("--compression must be in (0, 1]") }
     if minParams < 0 { throw ValidationError("--min-params must be at least 0") }
     if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+    if !(2...TMF.maxCodebookSize).contains(codebookSize) { throw ValidationError("--codebook-size must be 2 to 256") }
   }
 
   func run() throws {
     let target: OutputTarget = try ModelFormat(path: output) == .tmf ? .tmf : .onnx
+    if target == .onnx && weights != .fp32 {
+      throw CLIError.usage("--weights \(weights.rawValue) applies to .tmf output only (ONNX output keeps float32 weights)")
+    }
     guard let chosenPreset = Preset(rawValue: preset) else {
       throw CLIError.usage("unknown preset '\(preset)' (exact, slim or thin)")
     }
@@ -123,13 +134,23 @@ struct Optimize: ParsableCommand {
         print(unifiedDiff(old.text(options: diffTextOptions), new.text(options: diffTextOptions)), terminator: "")
       }
     } catch { throw CLIError.badModel("\(input): \(error.message)") }
-    let outputError = verify ? try measureOutputError(original: original, optimized: model, settings: pipeline.approximation) : nil
-    try saveModel(model, to: output, externalData: externalData, metadata: target == .tmf ? tmfMetadata(run) : [])
+    // With encoded weights, --verify measures the written file's decoded weights (read back
+    // before the rename); otherwise the optimized model in memory, which the file holds exactly.
+    let encoded = target == .tmf && weights != .fp32
+    var outputError = verify && !encoded ? try measureOutputError(original: original, optimized: model, settings: pipeline.approximation) : nil
+    let settings = pipeline.approximation
+    let written = try saveModel(
+      model, to: output, externalData: externalData, metadata: target == .tmf ? tmfMetadata(run) : [],
+      weights: TMFWeightOptions(encoding: weights, codebookSize: codebookSize),
+      readBack: encoded ? { (decoded: Model) throws(CLIError) in
+        if verify { outputError = try measureOutputError(original: original, optimized: decoded, settings: settings) }
+      } : nil)
 
     let result = OptimizeReport(
       input: input, output: output, preset: passes == nil ? chosenPreset.rawValue : nil,
       passes: steps.map { $0.pass.name }, maxRewrites: maxRewrites, before: before, after: model.statistics(), run: run,
-      calibration: pipeline.approximation.calibration?.source, outputError: outputError)
+      calibration: pipeline.approximation.calibration?.source, outputError: outputError,
+      weights: encoded ? weights.rawValue : nil, encodedTensors: written?.encoded)
     if let report {
       let json = report.lowercased().hasSuffix(".json") || format == .json
       do {
@@ -189,3 +210,5 @@ extension Optimize {
 
 /// Graph text for `--print-changes`: inferred types of intermediates are noise there.
 let diffTextOptions = TextOptions(maxInlineElements: 16, includeValueInfo: false)
+
+extension TMFWeightEncoding: ExpressibleByArgument {}

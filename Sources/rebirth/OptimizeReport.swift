@@ -1,3 +1,4 @@
+import Exporters
 import Foundation
 import Graph
 import Passes
@@ -17,6 +18,9 @@ struct OptimizeReport: Codable {
   var calibration: String?
   /// `--verify`: the optimized model's relative output error against the original.
   var outputError: Double?
+  /// `.tmf` with `--weights` other than fp32: the encoding, and each encoded tensor.
+  var weights: String? = nil
+  var encodedTensors: [TMFEncodedTensor]? = nil
 
   var json: String {
     let encoder = JSONEncoder()
@@ -37,6 +41,7 @@ struct OptimizeReport: Codable {
       out += "stopped after \(maxRewrites) rewrite\(maxRewrites == 1 ? "" : "s") (--max-rewrites)\n"
     }
     if let calibration { out += "calibration: \(calibration)\n" }
+    out += weightsText
     if let outputError { out += "output error (--verify): " + String(format: "%.3g", outputError) + " relative\n" }
     if !run.skipped.isEmpty { out += "skipped: \(run.skipped.count) approximate rewrite\(run.skipped.count == 1 ? "" : "s") (see --report)\n" }
     for warning in run.warnings { out += "warning: \(warning)\n" }
@@ -66,6 +71,21 @@ struct OptimizeReport: Codable {
         out += "\(change.pass): \(change.description)\n"
         if !change.metrics.isEmpty { out += "    " + metricsText(change.metrics) + "\n" }
       }
+    }
+    return out
+  }
+
+  /// `--weights`: totals, then one line per encoded tensor with its relative error ‖W − Ŵ‖/‖W‖.
+  private var weightsText: String {
+    guard let weights, let tensors = encodedTensors else { return "" }
+    let before = tensors.reduce(0) { $0 + $1.originalBytes }, after = tensors.reduce(0) { $0 + $1.bytes }
+    var out = "weights: \(weights), \(tensors.count) tensor\(tensors.count == 1 ? "" : "s") encoded, "
+    out += "\(formatBytes(before)) → \(formatBytes(after)); the others stay float32\n"
+    let width = min(max(tensors.map { $0.name.count }.max() ?? 0, 6), 48)
+    for t in tensors {
+      out += "  " + t.name.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + t.encoding.padding(toLength: 9, withPad: " ", startingAt: 0)
+      out += shapeText(t.shape).padding(toLength: 20, withPad: " ", startingAt: 0)
+      out += "relative error " + String(format: "%.3g", t.relativeError) + "\n"
     }
     return out
   }

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer target for the .tmf reader: .build-fuzz/tmf-fuzzer
+#
+#   fuzz/build-tmf.sh                   release build (-O), libFuzzer coverage + ASan
+#   FUZZ_CONFIG=debug fuzz/build-tmf.sh the same at -Onone
+#
+# As fuzz/build.sh does for the importer: SwiftPM compiles the library targets the reader needs
+# (Graph, and Exporters for the rewrite check, which brings ONNXProto) with the sanitizers into
+# .build-fuzz; swiftc compiles fuzz/TMFReaderFuzzer.swift together with the reader's own sources
+# (Sources/Runtime/TMF*.swift, which import only Graph and CZlib) and links them with those
+# objects, zlib, libprotobuf-c and libFuzzer's main. Package.swift is not touched.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+config="${FUZZ_CONFIG:-release}"
+scratch="$root/.build-fuzz"
+jobs="${FUZZ_BUILD_JOBS:-2}"
+
+sanitize=(-Xswiftc -sanitize=fuzzer,address -Xcc -fsanitize=fuzzer-no-link,address)
+swift build -c "$config" --scratch-path "$scratch" -j "$jobs" --target Exporters "${sanitize[@]}"
+
+bin="$(swift build -c "$config" --scratch-path "$scratch" --show-bin-path)"
+objects=()
+for target in Graph ONNXProto Exporters; do
+  found=()
+  if [ -f "$bin/$target.build/sources" ]; then
+    while IFS= read -r source; do
+      [ -n "$source" ] && found+=("$bin/$target.build/$(basename "$source").o")
+    done < "$bin/$target.build/sources"
+  else
+    shopt -s nullglob
+    found=("$bin/$target.build"/*.o)
+    shopt -u nullglob
+  fi
+  if [ "${#found[@]}" -eq 0 ]; then
+    echo "build-tmf.sh: no object files in $bin/$target.build" >&2
+    exit 1
+  fi
+  objects+=("${found[@]}")
+done
+
+optimize=-O
+[ "$config" = debug ] && optimize=-Onone
+
+out="$scratch/tmf-fuzzer"
+swiftc -sanitize=fuzzer,address -parse-as-library "$optimize" -g \
+  -module-name TMFReaderFuzzer \
+  -module-cache-path "$bin/ModuleCache" \
+  -I "$bin/Modules" \
+  -Xcc -fmodule-map-file="$bin/ONNXProto.build/module.modulemap" \
+  -Xcc -I -Xcc "$root/Sources/ONNXProto/include" \
+  -Xcc -fmodule-map-file="$root/Sources/CProtobufC/module.modulemap" \
+  -Xcc -fmodule-map-file="$root/Sources/CZlib/module.modulemap" \
+  "$root/fuzz/TMFReaderFuzzer.swift" "$root"/Sources/Runtime/TMF*.swift "${objects[@]}" \
+  $(pkg-config --libs libprotobuf-c 2>/dev/null || echo -lprotobuf-c) -lz \
+  -use-ld=lld -o "$out"
+
+echo "built $out"
