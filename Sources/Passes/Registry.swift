@@ -24,6 +24,7 @@ public enum PassRegistry {
     // reshape and transpose chains first, then cse, which then sees the chains' single survivors.
     MergeReshapes.self,
     MergeTransposes.self,
+    MergeSlices.self,  // Slice chains on other axes: after the shape chains folded their constants
     EliminateCommonSubexpressions.self,
     // Folding, after cleanup (an Identity between a Conv and its BatchNorm is gone): fold-pad first
     // (a Pad only folds into the window op right after it), then BatchNorms, then the constant
