@@ -62,7 +62,7 @@ def measure(name: str, onnx: Path, out: Path, rounds: int) -> list[dict]:
         errors = [t["relativeError"] for t in encoded]
         rows.append({
             "model": name, "encoding": enc, "tmf_bytes": tmf.stat().st_size, "onnx_bytes": onnx.stat().st_size,
-            "raw_weight_bytes": report["after"]["parameterBytes"], "encoded_tensors": len(encoded),
+            "raw_weight_bytes": sum(report["after"]["bytesByDType"].values()), "encoded_tensors": len(encoded),
             "max_weight_error": max(errors) if errors else 0.0,
             "mean_weight_error": statistics.mean(errors) if errors else 0.0,
             "output_error": max(o["max_rel_error"] or 0.0 for o in verify["outputs"]),
