@@ -102,7 +102,9 @@ struct ShapeInference {
     current = id
     inferSubgraphs(of: id)
     let node = graph[id]
-    guard OpType.isDefaultDomain(node.domain), let rule = Self.rules[node.opType] else { return }
+    // A fused layer (FusedActivation) has its layer's shapes: the activation is elementwise.
+    let fused = node.domain == FusedActivation.domain && FusedActivation.layerOpTypes.contains(node.opType)
+    guard OpType.isDefaultDomain(node.domain) || fused, let rule = Self.rules[node.opType] else { return }
     let inferred = rule(&self, node)
     for (i, type) in inferred.enumerated() {
       guard let type, let output = node.output(i) else { continue }

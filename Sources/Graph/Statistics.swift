@@ -108,7 +108,8 @@ struct StatisticsCounter {
   }
 
   private mutating func countMACs(_ node: Node, in graph: Graph) {
-    guard OpType.isDefaultDomain(node.domain), let kind = MACFormula(node.opType) else { return }
+    let fused = node.domain == FusedActivation.domain && FusedActivation.layerOpTypes.contains(node.opType)
+    guard OpType.isDefaultDomain(node.domain) || fused, let kind = MACFormula(node.opType) else { return }
     var dims = DimResolver(graph: graph)
     guard let macs = kind.macs(node, &dims) else {
       statistics.unknownMACNodes += 1

@@ -121,3 +121,20 @@ private let smallConvNetMACs = 442_368 + 1_179_648 + 320
   #expect(s.macs == 0)
   #expect(s.unknownMACNodes == 3)
 }
+
+/// A fused layer (domain ai.rebirth, see FusedActivation) is inferred and counted as its layer.
+@Test func fusedLayersCountLikeTheirLayer() throws {
+  func model(_ conv: String) throws -> Model {
+    try Model(parsing: """
+      <ir_version: 8, opset_import: ["" : 17, "ai.rebirth" : 1]>
+      g (float[1,4,8,8] x) => (float[1,6,8,8] y) <float[6,4,3,3] w = ["location": "#digest:0000000000000001"]> {
+        y = \(conv) (x, w)
+      }
+      """)
+  }
+  let plain = try model("Conv <pads = [1, 1, 1, 1]>").statistics()
+  let fused = try model("ai.rebirth.Conv <pads = [1, 1, 1, 1], activation = \"Relu\">").statistics()
+  #expect(plain.macs == 6 * 4 * 9 * 64)
+  #expect(fused.macs == plain.macs)
+  #expect(fused.unknownMACNodes == 0)
+}
