@@ -331,4 +331,29 @@ import Testing
     values += three
     return "{" + values.joined(separator: ", ") + "}"
   }
+
+  /// Siblings each read by the same Relu but not by one Concat: the Relu runs once on the merged
+  /// conv, before the Split, so fuse-activation can fuse it.
+  @Test func sameActivationOnEverySiblingIsAppliedOnceBeforeTheSplit() throws {
+    let input = """
+      \(header)
+      g (float[1,3,4,4] x) => (float[1,2,4,4] y, float[1,3,4,4] z) <float[2,3,1,1] w1 = \(floatLiteral(6, seed: 4)),
+        float[3,3,1,1] w2 = \(floatLiteral(9, seed: 5))> {
+        a = Conv (x, w1)
+        b = Conv (x, w2)
+        y = Relu (a)
+        r = Relu (b)
+        z = Sigmoid (r)
+      }
+      """
+    let outcome = try runPass(BranchSlim.self, on: input)
+    let ops = outcome.model.graph.nodeIDs.map { outcome.model.graph[$0].opType }
+    #expect(ops.filter { $0 == "Relu" }.count == 1)
+    #expect(ops.filter { $0 == "Conv" }.count == 1)
+    #expect(ops.contains("Split"))
+    // The Relu reads the merged conv directly.
+    let relu = outcome.model.graph.nodeIDs.map { outcome.model.graph[$0] }.first { $0.opType == "Relu" }!
+    #expect(outcome.model.graph.producer(of: relu.input(0))?.opType == "Conv")
+    try expectSameOutputs(try Model(parsing: input), outcome.model)
+  }
 }

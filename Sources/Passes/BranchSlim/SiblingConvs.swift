@@ -76,15 +76,32 @@ struct SiblingConvs: RewritePattern {
       try replaceConcat(tail, m, with: merged, &rewriter)
       return "\(labels) merged into \(mergedLabel) (\(channels) channels), \(graph.label(tail.concat)) removed; \(cost)"
     }
-    let parts = try rewriter.addBranchSplit(
-      of: merged, axis: 1, sizes: m.branches.map(\.outChannels), name: "\(name)_split",
-      outputNames: m.branches.map { graph[$0.output].name + "_part" })
-    for (branch, part) in zip(m.branches, parts) {
-      rewriter.setType(graph[branch.output].type, of: part)
-      rewriter.replaceAllUses(of: branch.output, with: part)
-      rewriter.erase(branch.node.id)
+    // Each branch read only by the same per-element activation: apply it once, before the Split,
+    // so the merged conv keeps its activation next to it (fuse-activation can then fuse them).
+    let activations = m.branches.compactMap { graph.soleConsumer(of: $0.output) }
+    let hoisted = activations.count == m.branches.count
+      && zip(activations, m.branches).allSatisfy { isPerChannelElementwise($0, on: $1.output, in: graph) }
+      && activations.allSatisfy { sameElementwise($0, activations[0]) && $0.output(0) != nil }
+    var stacked = merged
+    if hoisted {
+      let first = activations[0]
+      let node = try rewriter.addNode(
+        first.opType, name: "\(name)_\(first.opType.lowercased())", inputs: [merged] + Array(first.inputs.dropFirst()),
+        attributes: first.attributes)
+      stacked = rewriter.graph[node].outputs[0]!
     }
-    return "\(labels) merged into \(mergedLabel) (\(channels) channels) + Split; \(cost)"
+    let sources = hoisted ? activations.map { $0.output(0)! } : m.branches.map(\.output)
+    let parts = try rewriter.addBranchSplit(
+      of: stacked, axis: 1, sizes: m.branches.map(\.outChannels), name: "\(name)_split",
+      outputNames: sources.map { graph[$0].name + "_part" })
+    for (index, part) in parts.enumerated() {
+      rewriter.setType(graph[sources[index]].type, of: part)
+      rewriter.replaceAllUses(of: sources[index], with: part)
+      if hoisted { rewriter.erase(activations[index].id) }
+      rewriter.erase(m.branches[index].node.id)
+    }
+    let activation = hoisted ? " + \(activations[0].opType)" : ""
+    return "\(labels) merged into \(mergedLabel) (\(channels) channels)\(activation) + Split; \(cost)"
   }
 
   // MARK: Matching
