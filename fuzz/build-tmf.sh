@@ -13,38 +13,13 @@ set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-config="${FUZZ_CONFIG:-release}"
-scratch="$root/.build-fuzz"
-jobs="${FUZZ_BUILD_JOBS:-2}"
+source "$root/fuzz/common.sh"
 
-sanitize=(-Xswiftc -sanitize=fuzzer,address -Xcc -fsanitize=fuzzer-no-link,address)
-swift build -c "$config" --scratch-path "$scratch" -j "$jobs" --target Exporters "${sanitize[@]}"
+fuzz_build_targets Exporters
+fuzz_collect_objects build-tmf.sh Graph ONNXProto Exporters
 
-bin="$(swift build -c "$config" --scratch-path "$scratch" --show-bin-path)"
-objects=()
-for target in Graph ONNXProto Exporters; do
-  found=()
-  if [ -f "$bin/$target.build/sources" ]; then
-    while IFS= read -r source; do
-      [ -n "$source" ] && found+=("$bin/$target.build/$(basename "$source").o")
-    done < "$bin/$target.build/sources"
-  else
-    shopt -s nullglob
-    found=("$bin/$target.build"/*.o)
-    shopt -u nullglob
-  fi
-  if [ "${#found[@]}" -eq 0 ]; then
-    echo "build-tmf.sh: no object files in $bin/$target.build" >&2
-    exit 1
-  fi
-  objects+=("${found[@]}")
-done
-
-optimize=-O
-[ "$config" = debug ] && optimize=-Onone
-
-out="$scratch/tmf-fuzzer"
-swiftc -sanitize=fuzzer,address -parse-as-library "$optimize" -g \
+out="$fuzz_scratch/tmf-fuzzer"
+swiftc -sanitize=fuzzer,address -parse-as-library "$fuzz_optimize" -g \
   -module-name TMFReaderFuzzer \
   -module-cache-path "$bin/ModuleCache" \
   -I "$bin/Modules" \

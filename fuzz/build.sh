@@ -13,53 +13,23 @@ set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-config="${FUZZ_CONFIG:-release}"
-scratch="$root/.build-fuzz"
-jobs="${FUZZ_BUILD_JOBS:-2}"
+source "$root/fuzz/common.sh"
 
-sanitize=(-Xswiftc -sanitize=fuzzer,address -Xcc -fsanitize=fuzzer-no-link,address)
+# Importers and Exporters pull in Graph and ONNXProto.
+fuzz_build_targets Importers Exporters
+fuzz_collect_objects build.sh Graph ONNXProto Importers Exporters
 
-# One `swift build --target` per target: given several --target flags, SwiftPM 6.3 builds only
-# the last. Importers and Exporters pull in Graph and ONNXProto.
-for target in Importers Exporters; do
-  swift build -c "$config" --scratch-path "$scratch" -j "$jobs" --target "$target" "${sanitize[@]}"
-done
-
-bin="$(swift build -c "$config" --scratch-path "$scratch" --show-bin-path)"
-objects=()
-for target in Graph ONNXProto Importers Exporters; do
-  found=()
-  if [ -f "$bin/$target.build/sources" ]; then
-    # A Swift target: one object per current source file (stale objects of removed files are
-    # left out), named after it.
-    while IFS= read -r source; do
-      [ -n "$source" ] && found+=("$bin/$target.build/$(basename "$source").o")
-    done < "$bin/$target.build/sources"
-  else
-    shopt -s nullglob
-    found=("$bin/$target.build"/*.o)
-    shopt -u nullglob
-  fi
-  if [ "${#found[@]}" -eq 0 ]; then
-    echo "build.sh: no object files in $bin/$target.build" >&2
-    exit 1
-  fi
-  objects+=("${found[@]}")
-done
-
-optimize=-O
-[ "$config" = debug ] && optimize=-Onone
-
-out="$scratch/importer-fuzzer"
-swiftc -sanitize=fuzzer,address -parse-as-library "$optimize" -g \
+out="$fuzz_scratch/importer-fuzzer"
+swiftc -sanitize=fuzzer,address -parse-as-library "$fuzz_optimize" -g \
   -module-name ImporterFuzzer \
   -module-cache-path "$bin/ModuleCache" \
   -I "$bin/Modules" \
   -Xcc -fmodule-map-file="$bin/ONNXProto.build/module.modulemap" \
   -Xcc -I -Xcc "$root/Sources/ONNXProto/include" \
   -Xcc -fmodule-map-file="$root/Sources/CProtobufC/module.modulemap" \
+  -Xcc -fmodule-map-file="$root/Sources/CZlib/module.modulemap" \
   "$root/fuzz/ImporterFuzzer.swift" "${objects[@]}" \
-  $(pkg-config --libs libprotobuf-c 2>/dev/null || echo -lprotobuf-c) \
+  $(pkg-config --libs libprotobuf-c 2>/dev/null || echo -lprotobuf-c) -lz \
   -use-ld=lld -o "$out"
 
 echo "built $out"
