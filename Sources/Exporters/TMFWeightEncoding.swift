@@ -113,7 +113,7 @@ enum WeightEncoder {
     var data = [UInt8](repeating: 0, count: values.count * 2)
     var decoded = [Float](repeating: 0, count: values.count)
     for (i, v) in values.enumerated() {
-      let h = halfBits(v)
+      let h = v.float16Bits
       data[2 * i] = UInt8(truncatingIfNeeded: h)
       data[2 * i + 1] = UInt8(truncatingIfNeeded: h >> 8)
       decoded[i] = Float(float16Bits: h)
@@ -209,31 +209,5 @@ enum WeightEncoder {
       norm += Double(x) * Double(x)
     }
     return norm > 0 ? (difference / norm).squareRoot() : difference.squareRoot()
-  }
-
-  /// The IEEE binary16 nearest to `value` (round to nearest even; overflow gives infinity). The
-  /// same conversion as the runtime's `Half(_:)`, which Exporters cannot import.
-  static func halfBits(_ value: Float) -> UInt16 {
-    let bits = value.bitPattern
-    let sign = UInt16((bits >> 16) & 0x8000)
-    let exponent = Int((bits >> 23) & 0xff)
-    let mantissa = bits & 0x7f_ffff
-    if exponent == 0xff { return sign | 0x7c00 | (mantissa != 0 ? 0x200 | UInt16(mantissa >> 13) : 0) }
-    let e = exponent - 127 + 15
-    if e >= 0x1f { return sign | 0x7c00 }
-    if e <= 0 {
-      if e < -10 { return sign }
-      let m = mantissa | 0x80_0000
-      let shift = UInt32(14 - e)
-      var half = m >> shift
-      let remainder = m & ((1 << shift) - 1)
-      let halfway = UInt32(1) << (shift - 1)
-      if remainder > halfway || (remainder == halfway && (half & 1) != 0) { half += 1 }
-      return sign | UInt16(half)
-    }
-    var half = UInt32(e) << 10 | (mantissa >> 13)
-    let remainder = mantissa & 0x1fff
-    if remainder > 0x1000 || (remainder == 0x1000 && (half & 1) != 0) { half += 1 }
-    return sign | UInt16(half)
   }
 }

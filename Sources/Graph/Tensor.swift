@@ -198,6 +198,34 @@ extension Tensor {
 }
 
 extension Float {
+  /// The IEEE half-precision bits nearest to this value (round to nearest even; overflow gives
+  /// infinity; NaN stays NaN), without relying on the platform's Float16.
+  public var float16Bits: UInt16 {
+    let bits = bitPattern
+    let sign = UInt16((bits >> 16) & 0x8000)
+    let exponent = Int((bits >> 23) & 0xff)
+    let mantissa = bits & 0x7f_ffff
+    if exponent == 0xff { return sign | 0x7c00 | (mantissa != 0 ? 0x200 | UInt16(mantissa >> 13) : 0) }
+    let e = exponent - 127 + 15
+    if e >= 0x1f { return sign | 0x7c00 }
+    if e <= 0 {
+      // Subnormal half (or zero): shift the implicit-one mantissa right, rounding to nearest even.
+      if e < -10 { return sign }
+      let m = mantissa | 0x80_0000
+      let shift = UInt32(14 - e)
+      var half = m >> shift
+      let remainder = m & ((1 << shift) - 1)
+      let halfway = UInt32(1) << (shift - 1)
+      if remainder > halfway || (remainder == halfway && (half & 1) != 0) { half += 1 }
+      return sign | UInt16(half)
+    }
+    var half = UInt32(e) << 10 | (mantissa >> 13)
+    let remainder = mantissa & 0x1fff
+    // Rounding up may carry into the exponent, which is right (up to infinity).
+    if remainder > 0x1000 || (remainder == 0x1000 && (half & 1) != 0) { half += 1 }
+    return sign | UInt16(half)
+  }
+
   /// The value of IEEE half-precision bits, without relying on the platform's Float16.
   public init(float16Bits h: UInt16) {
     let sign = UInt32(h & 0x8000) << 16

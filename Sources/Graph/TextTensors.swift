@@ -183,7 +183,7 @@ enum TensorText {
     switch dtype.rawValue {
     case 1, 14: for _ in 0..<(dtype.rawValue == 14 ? 2 * count : count) { append(unit().bitPattern) }
     case 11, 15: for _ in 0..<(dtype.rawValue == 15 ? 2 * count : count) { append(Double(unit()).bitPattern) }
-    case 10: for _ in 0..<count { append(halfBits(unit())) }
+    case 10: for _ in 0..<count { append(unit().float16Bits) }
     case 16: for _ in 0..<count { append(UInt16(unit().bitPattern >> 16)) }
     case 17, 18, 19, 20:
       // Clearing the top exponent bit keeps every float8 format finite; 0x80 is NaN in the fnuz ones.
@@ -203,16 +203,6 @@ enum TensorText {
     var t = Tensor(dtype: dtype, shape: shape, storage: .copying(bytes))
     t?.placeholderDigest = digest
     return t
-  }
-
-  /// The IEEE half-precision bits of `f`, which must be zero or a normal half (as the multiples
-  /// of 1/128 the stand-ins use are).
-  static func halfBits(_ f: Float) -> UInt16 {
-    let bits = f.bitPattern
-    let sign = UInt16(bits >> 16) & 0x8000
-    if f == 0 { return sign }
-    let exponent = UInt16(Int((bits >> 23) & 0xFF) - 127 + 15)
-    return sign | exponent << 10 | UInt16((bits >> 13) & 0x3FF)
   }
 }
 

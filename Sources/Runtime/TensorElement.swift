@@ -26,52 +26,9 @@ public struct Half: TensorElement, Hashable {
   public init(bitPattern: UInt16) { self.bitPattern = bitPattern }
 
   /// The half nearest to `value` (round to nearest even; overflow gives infinity; NaN stays NaN).
-  public init(_ value: Float) {
-    let bits = value.bitPattern
-    let sign = UInt16((bits >> 16) & 0x8000)
-    let exponent = Int((bits >> 23) & 0xff)
-    let mantissa = bits & 0x7f_ffff
-    if exponent == 0xff {  // infinity or NaN
-      bitPattern = sign | 0x7c00 | (mantissa != 0 ? 0x200 | UInt16(mantissa >> 13) : 0)
-      return
-    }
-    let e = exponent - 127 + 15
-    if e >= 0x1f {
-      bitPattern = sign | 0x7c00
-    } else if e <= 0 {
-      // Subnormal half (or zero): shift the implicit-one mantissa right, rounding to nearest even.
-      if e < -10 {
-        bitPattern = sign
-        return
-      }
-      let m = mantissa | 0x80_0000
-      let shift = UInt32(14 - e)
-      var half = m >> shift
-      let remainder = m & ((1 << shift) - 1)
-      let halfway = UInt32(1) << (shift - 1)
-      if remainder > halfway || (remainder == halfway && (half & 1) != 0) { half += 1 }
-      bitPattern = sign | UInt16(half)
-    } else {
-      var half = UInt32(e) << 10 | (mantissa >> 13)
-      let remainder = mantissa & 0x1fff
-      // Rounding up may carry into the exponent, which is right (up to infinity).
-      if remainder > 0x1000 || (remainder == 0x1000 && (half & 1) != 0) { half += 1 }
-      bitPattern = sign | UInt16(half)
-    }
-  }
+  public init(_ value: Float) { bitPattern = value.float16Bits }
 
   /// The exact float32 value.
-  public var floatValue: Float {
-    let sign = UInt32(bitPattern & 0x8000) << 16
-    let exponent = UInt32((bitPattern >> 10) & 0x1f)
-    let mantissa = UInt32(bitPattern & 0x3ff)
-    if exponent == 0 {
-      if mantissa == 0 { return Float(bitPattern: sign) }
-      // Subnormal: mantissa · 2⁻²⁴.
-      let magnitude = Float(mantissa) * Float(sign: .plus, exponent: -24, significand: 1)
-      return sign == 0 ? magnitude : -magnitude
-    }
-    if exponent == 0x1f { return Float(bitPattern: sign | 0x7f80_0000 | (mantissa << 13)) }
-    return Float(bitPattern: sign | ((exponent + 112) << 23) | (mantissa << 13))
-  }
+  public var floatValue: Float { Float(float16Bits: bitPattern) }
+
 }
