@@ -22,7 +22,7 @@ import Testing
   }
 
   @Test func poolBranchBecomesAFittedConv() throws {
-    let outcome = try runFitted(BranchSlimFit.self, on: block())
+    let outcome = try runFitted(BranchSlimFit.self, on: block(), options: Self.force)
     let changes = outcome.changes(of: BranchSlimFit.self)
     #expect(changes.count == 1)
     #expect(!outcome.ops.contains("MaxPool"))
@@ -54,15 +54,27 @@ import Testing
     #expect(result.heldOutError < 1e-4)
   }
 
+  /// The sites below add MACs (a 3×3 conv in place of a pool and a 1×1), so they are fitted only
+  /// with `force`.
+  static let force = ["force": "true"]
+
+  @Test func costModelRefusesASiteThatAddsMACs() throws {
+    let outcome = try runFitted(BranchSlimFit.self, on: block())
+    #expect(outcome.changes(of: BranchSlimFit.self).isEmpty)
+    let skipped = try #require(outcome.skipped(of: BranchSlimFit.self).first)
+    #expect(skipped.description.contains("adds MACs"))
+    #expect(outcome.ops.contains("MaxPool"))
+  }
+
   @Test func withoutCalibrationTheSiteIsSkipped() throws {
-    let outcome = try runFitted(BranchSlimFit.self, on: block(), samples: 0)
+    let outcome = try runFitted(BranchSlimFit.self, on: block(), samples: 0, options: Self.force)
     #expect(outcome.changes(of: BranchSlimFit.self).isEmpty)
     #expect(outcome.skipped(of: BranchSlimFit.self).count == 1)
     #expect(outcome.ops.contains("MaxPool"))
   }
 
   @Test func tightBudgetSkips() throws {
-    let outcome = try runFitted(BranchSlimFit.self, on: block(), maxError: 1e-6)
+    let outcome = try runFitted(BranchSlimFit.self, on: block(), maxError: 1e-6, options: Self.force)
     #expect(outcome.changes(of: BranchSlimFit.self).isEmpty)
     #expect(outcome.skipped(of: BranchSlimFit.self).first?.description.contains("over the budget") == true)
     #expect(outcome.ops.contains("MaxPool"))
@@ -73,13 +85,13 @@ import Testing
     "MaxPool <kernel_shape = [3, 3], pads = [2, 2, 2, 2], dilations = [2, 2]> (x)",
   ])
   func declinesOtherPools(pool: String) throws {
-    let outcome = try runFitted(BranchSlimFit.self, on: block(pool: pool), samples: 4)
+    let outcome = try runFitted(BranchSlimFit.self, on: block(pool: pool), samples: 4, options: Self.force)
     #expect(outcome.changes(of: BranchSlimFit.self).isEmpty)
     #expect(outcome.skipped(of: BranchSlimFit.self).isEmpty)
   }
 
   @Test func poolOutputThatIsAGraphOutputDeclines() throws {
-    let outcome = try runFitted(BranchSlimFit.self, on: block(outputs: ", float[1,6,8,8] p"))
+    let outcome = try runFitted(BranchSlimFit.self, on: block(outputs: ", float[1,6,8,8] p"), options: Self.force)
     #expect(outcome.changes(of: BranchSlimFit.self).isEmpty)
     #expect(outcome.skipped(of: BranchSlimFit.self).isEmpty)
   }

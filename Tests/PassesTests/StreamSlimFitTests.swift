@@ -18,10 +18,14 @@ struct FittedOutcome {
 
 /// Runs `pass` on `text` (verifier after the pass) with `samples` seeded calibration samples
 /// (none: no calibration) and the budget `maxError`.
-func runFitted(_ pass: any Pass.Type, on text: String, samples: Int = 8, maxError: Double? = nil) throws -> FittedOutcome {
+func runFitted(
+  _ pass: any Pass.Type, on text: String, samples: Int = 8, maxError: Double? = nil, options: [String: String] = [:]
+) throws -> FittedOutcome {
   let original = try Model(parsing: text)
   var model = original
-  var pipeline = Pipeline(steps: [PipelineStep(pass)], verifyEach: true)
+  var step = PipelineStep(pass)
+  for (key, value) in options { try step.options.set(key, value) }
+  var pipeline = Pipeline(steps: [step], verifyEach: true)
   var calibration: Calibration?
   if samples > 0 {
     let feeds = try (1...samples).map { try seededInputs(for: original, seed: UInt64($0)) }

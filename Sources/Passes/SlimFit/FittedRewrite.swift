@@ -12,11 +12,16 @@ protocol FittedRewrite: Sendable {
   func match(_ node: Node, in graph: Graph) -> Match?
   /// What the rewrite would do, in words, for the report (also of a skipped site).
   func describe(_ match: Match, in graph: Graph) -> String
+  /// Why the rewrite does not pay at this site, by the pass's cost model (nil: it pays). Checked
+  /// before any fitting; a site it refuses is reported as skipped with this reason.
+  func costObjection(_ match: Match) -> String?
   /// Fits on `calibration` and applies `match`; returns its measurements (fit errors, MACs).
   func rewrite(_ match: Match, _ rewriter: inout Rewriter, calibration: Calibration) throws -> [String: Double]
 }
 
 extension FittedRewrite {
+  func costObjection(_ match: Match) -> String? { nil }
+
   fileprivate func apply(at id: NodeID, _ rewriter: inout Rewriter, _ budget: inout BudgetState) -> Bool? {
     guard rewriter.graph.contains(id) else { return nil }
     let node = rewriter.graph[id]
@@ -25,6 +30,10 @@ extension FittedRewrite {
     else { return nil }
     let description = describe(m, in: rewriter.graph)
     rewriter.beginChange(Self.name)
+    if let objection = costObjection(m) {
+      rewriter.skipChange(description, reason: objection)
+      return false
+    }
     guard let calibration = rewriter.approximation.calibration else {
       rewriter.skipChange(description, reason: "no calibration data (give --calibration data.npz or --calibration-random N)")
       return false
