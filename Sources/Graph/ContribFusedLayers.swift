@@ -18,6 +18,10 @@ public enum ContribFusedLayers {
   public static let fusedGemm = "FusedGemm"
   static let alphaName = "activation_alpha"
   static let betaName = "activation_beta"
+  /// Every attribute name either spelling uses for the activation.
+  static let activationAttributeNames: Set<String> = [
+    FusedActivation.attributeName, FusedActivation.parametersName, alphaName, betaName,
+  ]
 
   /// The contrib op a fused layer of `opType` with `activation` is written as, if any.
   public static func contribOpType(layer opType: String, activation: FusedActivation) -> String? {
@@ -68,46 +72,43 @@ extension Model {
   /// `com.microsoft.FusedConv`/`FusedGemm` (importing `com.microsoft` version 1); the other
   /// fused layers stay as they are. See ``ContribFusedLayers``.
   public func contribFusingLayers() -> Model {
-    var model = self
-    var used = false
-    for id in graph.nodeIDs {
-      let node = graph[id]
+    respelling(from: FusedActivation.domain, to: ContribFusedLayers.domain) { node in
       guard let activation = FusedActivation(of: node),
         let contrib = ContribFusedLayers.contribOpType(layer: node.opType, activation: activation)
-      else { continue }
-      var attributes = node.attributes.filter {
-        $0.name != FusedActivation.attributeName && $0.name != FusedActivation.parametersName
-      }
-      attributes += contrib == ContribFusedLayers.fusedConv ? activation.attributes : ContribFusedLayers.gemmAttributes(activation)
-      model.graph.replaceAttributesAndOp(id, opType: contrib, domain: ContribFusedLayers.domain, attributes: attributes)
-      used = true
+      else { return nil }
+      let parameters =
+        contrib == ContribFusedLayers.fusedConv ? activation.attributes : ContribFusedLayers.gemmAttributes(activation)
+      return (contrib, parameters)
     }
-    guard used else { return self }
-    model.dropUnusedImport(FusedActivation.domain)
-    model.addImport(ContribFusedLayers.domain)
-    return model
   }
 
   /// The model with every `com.microsoft.FusedConv`/`FusedGemm` whose activation rebirth knows
   /// read as rebirth's fused layer (`ai.rebirth` Conv/Gemm); other nodes stay as they are.
   public func adoptingContribFusedLayers() -> Model {
     guard graph.nodeIDs.contains(where: { graph[$0].domain == ContribFusedLayers.domain }) else { return self }
+    return respelling(from: ContribFusedLayers.domain, to: FusedActivation.domain) { node in
+      ContribFusedLayers.adoptable(node).map { ($0.layer, $0.activation.attributes) }
+    }
+  }
+
+  /// The model with each node `spelling` gives an op type and activation attributes for moved to
+  /// `domain` with that op type, its activation attributes replaced by the given ones; the
+  /// `from` import dropped when no node uses it any more, and the `to` import added.
+  private func respelling(
+    from: String, to domain: String, _ spelling: (Node) -> (opType: String, activation: [Attribute])?
+  ) -> Model {
     var model = self
     var used = false
     for id in graph.nodeIDs {
       let node = graph[id]
-      guard let (layer, activation) = ContribFusedLayers.adoptable(node) else { continue }
-      let attributes =
-        node.attributes.filter {
-          ![FusedActivation.attributeName, FusedActivation.parametersName, ContribFusedLayers.alphaName, ContribFusedLayers.betaName]
-            .contains($0.name)
-        } + activation.attributes
-      model.graph.replaceAttributesAndOp(id, opType: layer, domain: FusedActivation.domain, attributes: attributes)
+      guard let (opType, activation) = spelling(node) else { continue }
+      let kept = node.attributes.filter { !ContribFusedLayers.activationAttributeNames.contains($0.name) }
+      model.graph.replaceAttributesAndOp(id, opType: opType, domain: domain, attributes: kept + activation)
       used = true
     }
     guard used else { return self }
-    model.dropUnusedImport(ContribFusedLayers.domain)
-    model.addImport(FusedActivation.domain)
+    model.dropUnusedImport(from)
+    model.addImport(domain)
     return model
   }
 
