@@ -47,6 +47,9 @@ public enum PassRegistry {
     // Last exact pass: every fold and merge above matches standard-domain layers only, and a fused
     // layer is in the ai.rebirth domain; after branch-slim, so a merged layer's one kept Relu fuses.
     FuseActivation.self,
+    // After fuse-activation, last of the exact passes: it swallows whole attention blocks, so every
+    // fold, merge and cse above has simplified them first. Off by default (contrib operators).
+    FuseAttention.self,
     // Factorization last (approximate, off by default, preset thin): after every exact pass and
     // the fitted slimming, so it factorizes the layers that survive, at their final shapes.
     FactorizeSVD.self,
