@@ -41,15 +41,16 @@ public enum PassRegistry {
     // branch-slim-fit before branch-slim: the k×k conv it fits on an Inception block's input is
     // then stacked exactly with the block's other convs on that input by branch-slim.
     BranchSlimFit.self,
+    // Off by default (it writes contrib operators). After cleanup, folding and cse, which simplify
+    // the attention blocks it swallows whole; before branch-slim, which would stack the Q, K, V
+    // projections into one MatMul and a Split that the pattern does not read.
+    FuseAttention.self,
     // After the folding passes (and stream-slim), so the siblings it stacks have their BatchNorms
     // and affines folded in already; before fuse-activation, which then fuses the one kept Relu.
     BranchSlim.self,
     // Last exact pass: every fold and merge above matches standard-domain layers only, and a fused
     // layer is in the ai.rebirth domain; after branch-slim, so a merged layer's one kept Relu fuses.
     FuseActivation.self,
-    // After fuse-activation, last of the exact passes: it swallows whole attention blocks, so every
-    // fold, merge and cse above has simplified them first. Off by default (contrib operators).
-    FuseAttention.self,
     // Factorization last (approximate, off by default, preset thin): after every exact pass and
     // the fitted slimming, so it factorizes the layers that survive, at their final shapes.
     FactorizeSVD.self,
