@@ -31,11 +31,16 @@ public struct ONNXExportOptions: Sendable {
   public var externalDataAlignment: Int
   /// The largest serialized model protobuf allows (2 GiB - 1); lower it to test the fallback.
   public var protobufLimit: Int
+  /// Write fused layers as onnxruntime's `com.microsoft.FusedConv`/`FusedGemm` where they have
+  /// that spelling (``ContribFusedLayers``); otherwise, and for the rest, as standard nodes.
+  public var allowContribOps: Bool
 
   public init(
     externalData: Bool = false, finalPath: String? = nil, externalDataStagingPath: String? = nil,
-    externalDataThreshold: Int = 1024, externalDataAlignment: Int = 64, protobufLimit: Int = Int(Int32.max)
+    externalDataThreshold: Int = 1024, externalDataAlignment: Int = 64, protobufLimit: Int = Int(Int32.max),
+    allowContribOps: Bool = false
   ) {
+    self.allowContribOps = allowContribOps
     self.externalData = externalData
     self.finalPath = finalPath
     self.externalDataStagingPath = externalDataStagingPath
@@ -83,14 +88,16 @@ public struct ONNXExportError: Error, CustomStringConvertible, Sendable, Equatab
 /// are written as `raw_data` (string tensors as `string_data`). Past protobuf's 2 GiB limit, or
 /// when asked, tensors of 1 KiB or more go to `<final name>.data` beside the model, 64-byte
 /// aligned, referenced by a relative location. Fused layers (`ai.rebirth`, from `fuse-activation`)
-/// are written back as standard layer and activation nodes (``Model/unfusingActivations()``).
+/// are written back as standard layer and activation nodes (``Model/unfusingActivations()``), or,
+/// with `allowContribOps`, as onnxruntime's FusedConv/FusedGemm where those exist.
 public enum ONNXExporter {
   /// Writes `model` to exactly `path` (the external data file, if any, beside the final path).
   @discardableResult
   public static func write(
     _ model: Model, to path: String, options: ONNXExportOptions = ONNXExportOptions()
   ) throws(ONNXExportError) -> ONNXExportSummary {
-    let model = model.unfusingActivations()  // ONNX has no fused layers
+    // Standard ONNX has no fused layers; onnxruntime's contrib ops have some.
+    let model = (options.allowContribOps ? model.contribFusingLayers() : model).unfusingActivations()
     let finalPath = options.finalPath ?? path
     let (builder, root, size) = try messages(for: model, path: path, finalPath: finalPath, options: options)
     var summary = ONNXExportSummary(

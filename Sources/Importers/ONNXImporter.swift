@@ -100,7 +100,7 @@ final class ModelReader {
     for f in messages(p.functions, p.n_functions) { model.functions.append(try function(f)) }
     model.opaqueTrainingInfo = messages(p.training_info, p.n_training_info).map { opaque($0) }
     model.opaqueConfiguration = messages(p.configuration, p.n_configuration).map { opaque($0) }
-    return model
+    return model.adoptingContribFusedLayers()  // com.microsoft.FusedConv/FusedGemm: rebirth's fused layers
   }
 
   func opsetImports(

@@ -23,7 +23,8 @@ import Graph
 /// Which target it pays on: rebirth's runtime and `.tmf` run the fused layer in one kernel (no
 /// separate activation pass or buffer). ONNX has no fused layers: the ONNX exporter writes each
 /// back as the standard layer and activation, so for `.onnx` output the pass only round-trips and
-/// is off by default.
+/// is off by default; with `--allow-contrib-ops` the exporter writes fused Conv and Gemm layers as
+/// onnxruntime's `com.microsoft.FusedConv`/`FusedGemm` (``ContribFusedLayers``), so it is on.
 public struct FuseActivation: Pass {
   public static let name = "fuse-activation"
   public static let summary = "Record Relu, Clip, LeakyRelu, Sigmoid, HardSigmoid, HardSwish or Tanh as the fused activation of the Conv, ConvTranspose, Gemm or MatMul before it"
@@ -31,10 +32,11 @@ public struct FuseActivation: Pass {
   public static let isDefault = false
   public static let preset: Preset? = nil
   public static let targetNote: String? =
-    "on for .tmf only: ONNX has no fused layers, so the ONNX exporter writes them back as separate nodes "
+    "on for .tmf, and for .onnx with --allow-contrib-ops (Conv and Gemm written as onnxruntime's FusedConv/FusedGemm); "
+    + "off for standard .onnx, which has no fused layers: the exporter writes them back as separate nodes "
     + "(the pass only round-trips there); rebirth's runtime and .tmf apply the activation inside the layer's kernel"
 
-  public static func isDefault(for target: OutputTarget) -> Bool { target == .tmf }
+  public static func isDefault(for target: OutputTarget) -> Bool { target != .onnx }
 
   public init(options: PassOptions) {}
 

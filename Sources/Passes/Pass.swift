@@ -37,7 +37,12 @@ extension Pass {
 /// What `rebirth optimize` writes, which decides what pays (a Split is a view in rebirth's runtime
 /// but a copy, and a layout reorder, in onnxruntime).
 public enum OutputTarget: String, Sendable, CaseIterable {
-  case onnx, tmf
+  /// Standard ONNX.
+  case onnx
+  /// ONNX that may use onnxruntime's `com.microsoft` contrib ops (`--allow-contrib-ops`).
+  case onnxContribOps = "onnx-contrib-ops"
+  /// `.tmf`, for rebirth's runtime.
+  case tmf
 }
 
 /// Named pass sets: each includes the one before it.

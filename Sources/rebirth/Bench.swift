@@ -73,14 +73,19 @@ struct Bench: ParsableCommand {
 
     for _ in 0..<warmup { _ = try loaded.run(inputs) }
     var times: [Double] = []
+    var cpuTimes: [Double] = []
     times.reserveCapacity(runs)
+    cpuTimes.reserveCapacity(runs)
     for _ in 0..<runs {
+      let cpuStart = processCPUMilliseconds()
       let start = clock.now
       _ = try loaded.run(inputs)
       times.append(milliseconds(clock.now - start))
+      cpuTimes.append(processCPUMilliseconds() - cpuStart)
     }
     let report = BenchReport(
-      model: model, threads: threads, runs: runs, warmup: warmup, times: times, peakRSS: peakResidentBytes(), loadMS: loadMS)
+      model: model, threads: threads, runs: runs, warmup: warmup, times: times, cpuTimes: cpuTimes,
+      peakRSS: peakResidentBytes(), loadMS: loadMS)
     switch format {
     case .text: print(report.text, terminator: "")
     case .json: print(report.json)
@@ -98,12 +103,19 @@ struct BenchReport: Encodable {
   let p90_ms: Double
   let max_ms: Double
   let mean_ms: Double
+  /// CPU time of the process per run (all threads), median: unlike wall-clock latency it does not
+  /// count time the process waited for a CPU, so it compares variants on a busy machine.
+  let cpu_p50_ms: Double
   let peak_rss_bytes: Int
   /// Opening the model file until a session is ready to run.
   let load_ms: Double
 
-  init(model: String, threads: Int, runs: Int, warmup: Int, times: [Double], peakRSS: Int, loadMS: Double = 0) {
+  init(
+    model: String, threads: Int, runs: Int, warmup: Int, times: [Double], cpuTimes: [Double] = [], peakRSS: Int,
+    loadMS: Double = 0
+  ) {
     load_ms = loadMS
+    cpu_p50_ms = Self.percentile(cpuTimes.sorted(), 50)
     self.model = model
     self.threads = threads
     self.runs = runs
@@ -130,6 +142,7 @@ struct BenchReport: Encodable {
     return """
       \(model): \(runs) runs after \(warmup) warm-up, \(threads) thread\(threads == 1 ? "" : "s")
       latency  min \(ms(min_ms))  p50 \(ms(p50_ms))  p90 \(ms(p90_ms))  max \(ms(max_ms))  mean \(ms(mean_ms))
+      cpu time p50 \(ms(cpu_p50_ms)) per run (all threads of the process)
       peak memory  \(formatBytes(peak_rss_bytes)) (peak resident set size of the process)
 
       """
@@ -145,6 +158,13 @@ struct BenchReport: Encodable {
 /// A duration in milliseconds.
 func milliseconds(_ d: Duration) -> Double {
   Double(d.components.seconds) * 1e3 + Double(d.components.attoseconds) / 1e15
+}
+
+/// CPU time the process has used so far (all threads), in milliseconds.
+func processCPUMilliseconds() -> Double {
+  var t = timespec()
+  guard clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t) == 0 else { return 0 }
+  return Double(t.tv_sec) * 1e3 + Double(t.tv_nsec) / 1e6
 }
 
 /// The process's peak resident set size in bytes.

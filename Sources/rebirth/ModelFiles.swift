@@ -41,7 +41,7 @@ func loadModel(_ path: String) throws(CLIError) -> Model {
 /// `--verify` measures the decoded weights), and a failure there leaves nothing behind either.
 @discardableResult
 func saveModel(
-  _ model: Model, to path: String, externalData: Bool, metadata: [MetadataEntry] = [],
+  _ model: Model, to path: String, externalData: Bool, allowContribOps: Bool = false, metadata: [MetadataEntry] = [],
   weights: TMFWeightOptions = TMFWeightOptions(), readBack: ((Model) throws(CLIError) -> Void)? = nil
 ) throws(CLIError) -> TMFWriteSummary? {
   let final = URL(fileURLWithPath: path)
@@ -75,7 +75,8 @@ func saveModel(
   }
   let staged: [StagedFile]
   do {
-    staged = try writeONNX(model, temporary: temporary.path, final: final.path, externalData: externalData)
+    staged = try writeONNX(
+      model, temporary: temporary.path, final: final.path, externalData: externalData, allowContribOps: allowContribOps)
   } catch {
     try? FileManager.default.removeItem(at: temporary)
     let message = (error as? CLIError)?.message ?? "\(error)"

@@ -4,9 +4,12 @@ import Graph
 
 /// Writes ONNX to `temporary`, with any external data staged beside it under a temporary name and
 /// named after `final`; returns the files to rename into place, the model last.
-func writeONNX(_ model: Model, temporary: String, final: String, externalData: Bool) throws -> [StagedFile] {
+func writeONNX(
+  _ model: Model, temporary: String, final: String, externalData: Bool, allowContribOps: Bool = false
+) throws -> [StagedFile] {
   let dataStaging = temporary + ".data"
-  let options = ONNXExportOptions(externalData: externalData, finalPath: final, externalDataStagingPath: dataStaging)
+  let options = ONNXExportOptions(
+    externalData: externalData, finalPath: final, externalDataStagingPath: dataStaging, allowContribOps: allowContribOps)
   do {
     let summary = try ONNXExporter.write(model, to: temporary, options: options)
     var staged: [StagedFile] = []

@@ -20,6 +20,7 @@ struct Optimize: ParsableCommand {
         rebirth optimize model.onnx out.tmf                                 # the compact runtime format
         rebirth optimize model.onnx out.tmf --weights int8 --verify         # int8 weights, output error
         rebirth optimize model.onnx out.onnx --passes none                  # convert only
+        rebirth optimize model.onnx out.onnx --allow-contrib-ops            # onnxruntime's FusedConv etc.
         rebirth optimize model.onnx out.onnx --disable fold-constants
         rebirth optimize model.onnx out.onnx --enable branch-slim --report changes.txt
         rebirth optimize model.onnx out.onnx --max-rewrites 10              # bisect a bad rewrite
@@ -51,6 +52,9 @@ struct Optimize: ParsableCommand {
 
   @Option(help: "Stop after this many rewrites (the cleanup of dead nodes does not count), to bisect a bad rewrite.")
   var maxRewrites: Int?
+
+  @Flag(help: "ONNX output may use onnxruntime's com.microsoft contrib ops (FusedConv, FusedGemm) for fused layers; turns on the passes that pay only with them.")
+  var allowContribOps = false
 
   @Flag(help: "Run the graph verifier after every pass.")
   var verifyEach = false
@@ -107,7 +111,10 @@ struct Optimize: ParsableCommand {
   }
 
   func run() throws {
-    let target: OutputTarget = try ModelFormat(path: output) == .tmf ? .tmf : .onnx
+    let target: OutputTarget = try ModelFormat(path: output) == .tmf ? .tmf : allowContribOps ? .onnxContribOps : .onnx
+    if target == .tmf && allowContribOps {
+      throw CLIError.usage("--allow-contrib-ops applies to .onnx output only (.tmf has its own fused layers)")
+    }
     if target == .onnx && weights != .fp32 {
       throw CLIError.usage("--weights \(weights.rawValue) applies to .tmf output only (ONNX output keeps float32 weights)")
     }
@@ -140,7 +147,7 @@ struct Optimize: ParsableCommand {
     var outputError = verify && !encoded ? try measureOutputError(original: original, optimized: model, settings: pipeline.approximation) : nil
     let settings = pipeline.approximation
     let written = try saveModel(
-      model, to: output, externalData: externalData, metadata: target == .tmf ? tmfMetadata(run) : [],
+      model, to: output, externalData: externalData, allowContribOps: allowContribOps, metadata: target == .tmf ? tmfMetadata(run) : [],
       weights: TMFWeightOptions(encoding: weights, codebookSize: codebookSize),
       readBack: encoded ? { (decoded: Model) throws(CLIError) in
         if verify { outputError = try measureOutputError(original: original, optimized: decoded, settings: settings) }

@@ -40,6 +40,8 @@ enum PassCatalogue {
     var defaultOn: Bool
     /// Whether a pipeline for .tmf output runs it by default.
     var defaultOnForTMF: Bool
+    /// Whether a pipeline for .onnx output with --allow-contrib-ops runs it by default.
+    var defaultOnWithContribOps: Bool
     var preset: String?
     var summary: String
     var options: [Option]
@@ -50,7 +52,7 @@ enum PassCatalogue {
     PassRegistry.all.map { pass in
       Entry(
         name: pass.name, exact: pass.isExact, defaultOn: pass.isDefault(for: .onnx),
-        defaultOnForTMF: pass.isDefault(for: .tmf), preset: pass.preset?.rawValue, summary: pass.summary,
+        defaultOnForTMF: pass.isDefault(for: .tmf), defaultOnWithContribOps: pass.isDefault(for: .onnxContribOps), preset: pass.preset?.rawValue, summary: pass.summary,
         options: pass.options.map { Entry.Option(key: $0.key, type: $0.kind.rawValue, default: $0.defaultValue, summary: $0.summary) },
         targetNote: pass.targetNote)
     }

@@ -191,8 +191,9 @@ import Testing
       """)
   }
 
-  @Test func defaultForTmfOnly() {
+  @Test func defaultForTmfAndContribONNX() {
     #expect(FuseActivation.isDefault(for: .tmf))
+    #expect(FuseActivation.isDefault(for: .onnxContribOps))
     #expect(!FuseActivation.isDefault(for: .onnx))
     #expect(PassRegistry.all.last { $0.isExact }.map { $0 == FuseActivation.self } == true)
   }

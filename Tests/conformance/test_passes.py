@@ -11,6 +11,7 @@ onnxruntime on the original and the optimized model.
         "changes": {"fold-batchnorm": 2},      # optional: exact change count per pass in the report
         "min_changes": {"cse": 1},             # optional: at least this many
         "absent_ops": ["BatchNormalization"],  # optional: op types that must be gone
+        "op_counts": {"FusedConv": 6},         # optional: exact count of nodes per op type
         "tolerance": 1e-4}                     # optional
    The same numerical check runs on it, and the report must show the expected changes, so a
    pass that silently stops matching fails here. Generators: fixtures/passes/make_*.py.
@@ -114,4 +115,8 @@ def test_pass_fixture(rebirth_bin, passes_root, fixture: Path):
         ops = {n.op_type for n in load_graph_only(out).graph.node}
         left = sorted(ops.intersection(spec["absent_ops"]))
         assert not left, f"still in the optimized model: {left}"
+    if spec.get("op_counts"):
+        nodes = load_graph_only(out).graph.node
+        counts = {op: sum(1 for n in nodes if n.op_type == op) for op in spec["op_counts"]}
+        assert counts == spec["op_counts"], f"op counts {counts}, expected {spec['op_counts']}"
     assert_close(fixture, "fixture", out, float(spec.get("tolerance", TOLERANCE)))

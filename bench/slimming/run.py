@@ -136,39 +136,47 @@ def max_rel_err(ref: list, got: list) -> float:
     return err
 
 
-def ort_latency(variants: dict[str, Path], feeds: dict, rounds: int, runs: int) -> dict[str, tuple[float, float]]:
-    """(median over rounds of each round's median, fastest run); variants interleaved within
-    every round."""
+def ort_latency(variants: dict[str, Path], feeds: dict, rounds: int, runs: int) -> dict[str, tuple[float, float, float]]:
+    """(median over rounds of each round's median, fastest run, median of the runs' CPU time);
+    variants interleaved within every round. With one intra-op thread onnxruntime computes on
+    the calling thread, so its thread CPU time is the inference's CPU time: unlike wall-clock
+    time it leaves out time spent waiting for a CPU, which a shared machine adds unevenly."""
     sessions = {k: ort_session(p, "ORT_ENABLE_ALL") for k, p in variants.items()}
     for s in sessions.values():
         for _ in range(3):
             s.run(None, feeds)
     medians: dict[str, list[float]] = {k: [] for k in sessions}
+    cpu: dict[str, list[float]] = {k: [] for k in sessions}
     fastest = {k: math.inf for k in sessions}
     for _ in range(rounds):
         for k, s in sessions.items():
             times = []
             for _ in range(runs):
+                c = time.thread_time()
                 t = time.perf_counter()
                 s.run(None, feeds)
                 times.append((time.perf_counter() - t) * 1e3)
+                cpu[k].append((time.thread_time() - c) * 1e3)
             medians[k].append(statistics.median(times))
             fastest[k] = min(fastest[k], min(times))
-    return {k: (statistics.median(v), fastest[k]) for k, v in medians.items()}
+    return {k: (statistics.median(v), fastest[k], statistics.median(cpu[k])) for k, v in medians.items()}
 
 
-def rebirth_latency(paths: dict[str, Path], inputs: Path, rounds: int, runs: int) -> dict[str, tuple[float, float]]:
-    """Median over rounds of each round's p50 (`rebirth bench --threads 1`, a fresh process per
-    variant and round), variants interleaved within every round."""
+def rebirth_latency(paths: dict[str, Path], inputs: Path, rounds: int, runs: int) -> dict[str, tuple[float, float, float]]:
+    """(median over rounds of each round's p50, fastest run, median over rounds of the CPU-time
+    p50) of `rebirth bench --threads 1`, a fresh process per variant and round, variants
+    interleaved within every round."""
     medians: dict[str, list[float]] = {k: [] for k in paths}
+    cpu: dict[str, list[float]] = {k: [] for k in paths}
     fastest = {k: math.inf for k in paths}
     for _ in range(rounds):
         for k, p in paths.items():
             out = json.loads(rebirth("bench", str(p), "--threads", "1", "--runs", str(runs), "--warmup", "2",
                                      "--format", "json", "--inputs", str(inputs)))
             medians[k].append(out["p50_ms"])
+            cpu[k].append(out["cpu_p50_ms"])
             fastest[k] = min(fastest[k], out["min_ms"])
-    return {k: (statistics.median(v), fastest[k]) for k, v in medians.items()}
+    return {k: (statistics.median(v), fastest[k], statistics.median(cpu[k])) for k, v in medians.items()}
 
 
 def load_average() -> str:
@@ -209,6 +217,8 @@ def part_exact(paths: dict[str, Path], work: Path, args) -> None:
         optimize(src, v["rebirth"])
         v["+branch"] = work / f"{name}.branch.onnx"
         nb = count(optimize(src, v["+branch"], "--enable", "branch-slim"), "branch-slim")
+        v["+contrib"] = work / f"{name}.contrib.onnx"   # --allow-contrib-ops: FusedConv/FusedGemm
+        optimize(src, v["+contrib"], "--allow-contrib-ops")
         v["onnxsim"] = work / f"{name}.onnxsim.onnx"
         done = subprocess.CompletedProcess([], 0) if REUSE and v["onnxsim"].is_file() else \
             subprocess.run([sys.executable, "-m", "onnxsim", str(src), str(v["onnxsim"])],
@@ -232,8 +242,9 @@ def part_exact(paths: dict[str, Path], work: Path, args) -> None:
             size_rows.append((name, label, info["nodes"], info["macs"], err))
         print(f"  [{time.strftime('%H:%M:%S')}] {name}: onnxruntime latency", file=sys.stderr, flush=True)
         lat = ort_latency(v, feeds, args.rounds, args.runs)
-        for k, (ms, lo) in lat.items():
-            ort_rows.append((name, k, ms, ms / lat["original"][0], lo, lo / lat["original"][1]))
+        for k, (ms, lo, cpu) in lat.items():
+            ort_rows.append((name, k, ms, ms / lat["original"][0], lo, lo / lat["original"][1],
+                             cpu, cpu / lat["original"][2]))
 
         # rebirth's runtime: .tmf with and without branch-slim and fuse-activation
         inputs = work / f"{name}.inputs.npz"
@@ -252,8 +263,8 @@ def part_exact(paths: dict[str, Path], work: Path, args) -> None:
         for k, p in rt.items():
             info = inspect(p)
             err = verify(src, p, inputs)
-            (ms, lo), (ms0, lo0) = lat[k], lat["tmf-neither"]
-            rt_rows.append((name, k, notes[k], info["nodes"], err, ms, ms / ms0, lo, lo / lo0))
+            (ms, lo, cpu), (ms0, lo0, cpu0) = lat[k], lat["tmf-neither"]
+            rt_rows.append((name, k, notes[k], info["nodes"], err, ms, ms / ms0, lo, lo / lo0, cpu, cpu / cpu0))
 
     print("\n### Size and exactness (nodes, GMACs from `rebirth inspect`; ORT-saved models: node count only)\n")
     print("| model | variant | nodes | GMACs | max rel error (ORT) |")
@@ -261,17 +272,20 @@ def part_exact(paths: dict[str, Path], work: Path, args) -> None:
     for name, k, nodes, macs, err in size_rows:
         print(f"| {name} | {k} | {nodes} | {gmacs(macs)} | {err:.1e} |")
     print(f"\n### onnxruntime latency (1 thread, ORT_ENABLE_ALL, {args.rounds} interleaved rounds x "
-          f"{args.runs} runs, median of round medians)\n")
-    print("| model | variant | median ms | vs original | min ms | vs original |")
-    print("|---|---|---:|---:|---:|---:|")
-    for name, k, ms, ratio, lo, lratio in ort_rows:
-        print(f"| {name} | {k} | {ms:.2f} | {ratio:.3f}x | {lo:.2f} | {lratio:.3f}x |")
+          f"{args.runs} runs, median of round medians; CPU: median thread CPU time per run)\n")
+    print("| model | variant | median ms | vs original | min ms | vs original | CPU ms | vs original |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    for name, k, ms, ratio, lo, lratio, cpu, cratio in ort_rows:
+        print(f"| {name} | {k} | {ms:.2f} | {ratio:.3f}x | {lo:.2f} | {lratio:.3f}x | {cpu:.2f} | {cratio:.3f}x |")
     print(f"\n### rebirth runtime latency (`rebirth bench --threads 1`, {args.rebirth_rounds} interleaved "
-          f"rounds x {args.rebirth_runs} runs, median of p50s; error: `rebirth verify` against the original)\n")
-    print("| model | variant | changes | nodes | max rel error | median ms | vs tmf-neither | min ms | vs tmf-neither |")
-    print("|---|---|---|---:|---:|---:|---:|---:|---:|")
-    for name, k, note, nodes, err, ms, ratio, lo, lratio in rt_rows:
-        print(f"| {name} | {k} | {note} | {nodes} | {err:.1e} | {ms:.2f} | {ratio:.3f}x | {lo:.2f} | {lratio:.3f}x |")
+          f"rounds x {args.rebirth_runs} runs, median of p50s; CPU: median of the CPU-time p50s; "
+          f"error: `rebirth verify` against the original)\n")
+    print("| model | variant | changes | nodes | max rel error | median ms | vs tmf-neither | min ms | vs tmf-neither "
+          "| CPU ms | vs tmf-neither |")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for name, k, note, nodes, err, ms, ratio, lo, lratio, cpu, cratio in rt_rows:
+        print(f"| {name} | {k} | {note} | {nodes} | {err:.1e} | {ms:.2f} | {ratio:.3f}x | {lo:.2f} | {lratio:.3f}x "
+              f"| {cpu:.2f} | {cratio:.3f}x |")
 
 
 # --------------------------------------------------------------------------------------------
