@@ -31,8 +31,8 @@ import Graph
 /// relative (1.4142 is not √2) or not scalars, and intermediates with other uses.
 ///
 /// Needs contrib operators: standard ONNX tools (and `.tmf`) do not know them, onnxruntime runs
-/// them; the pass is off by default and only runs where the user allows contrib operators. The
-/// model imports `com.microsoft` version 1 when the pass writes one.
+/// them; the pass is on by default only for `.onnx` with `--allow-contrib-ops` (``OutputTarget/onnxContribOps``).
+/// The model imports `com.microsoft` version 1 when the pass writes one.
 public struct FuseAttention: Pass {
   public static let name = "fuse-attention"
   public static let summary =
@@ -43,8 +43,10 @@ public struct FuseAttention: Pass {
   /// It writes operators of the `com.microsoft` domain, which only onnxruntime runs.
   public static let requiresContribOps = true
   public static let targetNote: String? =
-    "writes onnxruntime contrib operators (com.microsoft.Attention, Gelu): only with contrib operators allowed, "
-    + "never for .tmf, which has no op code for them"
+    "on for .onnx with --allow-contrib-ops: it writes onnxruntime's com.microsoft.Attention and Gelu; off for "
+    + "standard .onnx, and for .tmf, which has no op code for them"
+
+  public static func isDefault(for target: OutputTarget) -> Bool { target == .onnxContribOps }
 
   public init(options: PassOptions) {}
 
