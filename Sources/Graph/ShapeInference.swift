@@ -34,7 +34,8 @@ extension Graph {
   /// dimension or element type is never replaced. A symbolic dimension (`N`) gives way to a known
   /// extent and propagates where the arithmetic allows (through Conv, Gemm, Reshape with 0 or -1,
   /// ...). Disagreements are returned as issues, never trapped on. Operators this version does not
-  /// know, and nodes of other domains, leave their outputs untouched.
+  /// know, and nodes of other domains (but fused layers and ``OpType/Contrib``), leave their outputs
+  /// untouched.
   ///
   /// - Parameter opset: the version of the default ONNX operator set the graph uses; it decides
   ///   whether axes, pads, splits, ... come from attributes or inputs.
@@ -104,7 +105,9 @@ struct ShapeInference {
     let node = graph[id]
     // A fused layer (FusedActivation) has its layer's shapes: the activation is elementwise.
     let fused = node.domain == FusedActivation.domain && FusedActivation.layerOpTypes.contains(node.opType)
-    guard OpType.isDefaultDomain(node.domain) || fused, let rule = Self.rules[node.opType] else { return }
+    let contrib = node.domain == OpType.Contrib.domain ? Self.contribRules[node.opType] : nil
+    guard let rule = contrib ?? ((OpType.isDefaultDomain(node.domain) || fused) ? Self.rules[node.opType] : nil)
+    else { return }
     let inferred = rule(&self, node)
     for (i, type) in inferred.enumerated() {
       guard let type, let output = node.output(i) else { continue }

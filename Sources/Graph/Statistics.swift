@@ -109,7 +109,9 @@ struct StatisticsCounter {
 
   private mutating func countMACs(_ node: Node, in graph: Graph) {
     let fused = node.domain == FusedActivation.domain && FusedActivation.layerOpTypes.contains(node.opType)
-    guard OpType.isDefaultDomain(node.domain) || fused, let kind = MACFormula(node.opType) else { return }
+    let contrib = node.domain == OpType.Contrib.domain && node.opType == OpType.Contrib.attention
+    guard let kind = contrib ? .attention : (OpType.isDefaultDomain(node.domain) || fused ? MACFormula(node.opType) : nil)
+    else { return }
     var dims = DimResolver(graph: graph)
     guard let macs = kind.macs(node, &dims) else {
       statistics.unknownMACNodes += 1
@@ -154,6 +156,9 @@ enum MACFormula {
   case matMul(b: Int)
   /// seq · batch · directions · gates · hidden · (input + hidden).
   case recurrent(gates: Int)
+  /// com.microsoft.Attention, input [B,S,Nin], weights [Nin, W], output [B,S,Nv]: the projection
+  /// B·S·Nin·W, then Q·Kᵀ and P·V over all heads, B·S·S·(N + Nv) with N = (W − Nv)/2.
+  case attention
 
   init?(_ opType: String) {
     switch opType {
@@ -187,6 +192,14 @@ enum MACFormula {
       guard let a = dims.shape(node.input(0)), let y = dims.shape(node.output(0)), let k = a.last else { return nil }
       return product(y + [k])
     case .recurrent(let gates): return recurrentMACs(node, gates: gates, &dims)
+    case .attention:
+      guard let x = dims.shape(node.input(0)), x.count == 3, let w = dims.shape(node.input(1)), w.count == 2,
+        let y = dims.shape(node.output(0)), y.count == 3, w[1] >= y[2]
+      else { return nil }
+      let n = (w[1] - y[2]) / 2
+      return product([x[0], x[1], x[2], w[1]]).flatMap { p in
+        product([x[0], x[1], x[1], n + y[2]]).map { p.addingSaturating($0) }
+      }
     }
   }
 

@@ -21,6 +21,9 @@ public protocol Pass: Sendable {
   static var targetNote: String? { get }
   /// Whether a pipeline for `target` runs it by default.
   static func isDefault(for target: OutputTarget) -> Bool
+  /// Whether it writes onnxruntime's `com.microsoft` contrib ops, so that it may run only for
+  /// `.onnx` output with `--allow-contrib-ops`.
+  static var requiresContribOps: Bool { get }
 
   init(options: PassOptions) throws(PassOptionError)
   /// Rewrites the model held by `rewriter`.
@@ -32,6 +35,7 @@ extension Pass {
   public static var preset: Preset? { isDefault ? .exact : nil }
   public static var targetNote: String? { nil }
   public static func isDefault(for target: OutputTarget) -> Bool { isDefault }
+  public static var requiresContribOps: Bool { false }
 }
 
 /// What `rebirth optimize` writes, which decides what pays (a Split is a view in rebirth's runtime

@@ -41,6 +41,10 @@ public enum PassRegistry {
     // branch-slim-fit before branch-slim: the k×k conv it fits on an Inception block's input is
     // then stacked exactly with the block's other convs on that input by branch-slim.
     BranchSlimFit.self,
+    // Off by default (it writes contrib operators). After cleanup, folding and cse, which simplify
+    // the attention blocks it swallows whole; before branch-slim, which would stack the Q, K, V
+    // projections into one MatMul and a Split that the pattern does not read.
+    FuseAttention.self,
     // After the folding passes (and stream-slim), so the siblings it stacks have their BatchNorms
     // and affines folded in already; before fuse-activation, which then fuses the one kept Relu.
     BranchSlim.self,
@@ -116,6 +120,11 @@ public enum PassRegistry {
       }
       let base = Set(passes(for: preset, target: target).map { $0.name })
       chosen = all.filter { (base.contains($0.name) || on.contains($0.name)) && !off.contains($0.name) }
+    }
+    if target != .onnxContribOps, let contrib = chosen.first(where: { $0.requiresContribOps }) {
+      throw PassSelectionError(
+        message: "pass '\(contrib.name)' writes onnxruntime's com.microsoft contrib ops: "
+          + (target == .tmf ? ".tmf cannot store them" : "add --allow-contrib-ops"))
     }
     var steps = chosen.map { PipelineStep($0) }
     for option in options {

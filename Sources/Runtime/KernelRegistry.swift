@@ -67,6 +67,7 @@ public struct KernelRegistry: Sendable {
     var registry = KernelRegistry()
     for (op, kernel) in standardKernels { registry.register(kernel, for: op) }
     for (op, kernel) in fusedLayerKernels { registry.register(kernel, for: op, domain: FusedActivation.domain) }
+    for (op, kernel) in contribKernels { registry.register(kernel, for: op, domain: OpType.Contrib.domain) }
     return registry
   }()
 }

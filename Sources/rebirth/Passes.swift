@@ -72,6 +72,7 @@ enum PassCatalogue {
       var when: String
       if e.defaultOn { when = "default" } else if let p = e.preset { when = "--preset \(p)" } else { when = "--enable only" }
       if e.defaultOnForTMF && !e.defaultOn { when = "tmf default" }
+      if e.defaultOnWithContribOps && !e.defaultOn && !e.defaultOnForTMF { when = "contrib default" }
       out += e.name.padding(toLength: width + 2, withPad: " ", startingAt: 0)
       out += kind.padding(toLength: 8, withPad: " ", startingAt: 0)
       out += when.padding(toLength: 16, withPad: " ", startingAt: 0)

@@ -77,6 +77,8 @@ import Testing
     (["--preset", "fast"], "unknown preset 'fast'"),
     (["--enable", "eliminate-identity", "--disable", "eliminate-identity"], "both enabled and disabled"),
     (["--max-rewrites=-1"], "--max-rewrites must be at least 0"),
+    (["--enable", "fuse-attention"], "pass 'fuse-attention' writes onnxruntime's com.microsoft contrib ops: add --allow-contrib-ops"),
+    (["--passes", "fuse-attention"], "add --allow-contrib-ops"),
   ])
   func usageErrorsAreOneLineWithExitStatus2(arguments: [String], message: String) throws {
     let (result, folder) = try optimize(arguments)
