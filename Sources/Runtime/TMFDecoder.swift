@@ -370,8 +370,9 @@ extension TMFDecoder {
     for (i, raw) in outer.enumerated() {
       let w = "\(what): outer reference \(i)"
       let t = try tensorIndex(raw, w)
-      guard enclosing[t] != nil, values[t] == nil else {
-        throw TMFProblem("\(w): tensor \(t) ('\(tensors[t].name)') is listed twice, or is not defined in the enclosing graph before the node holding this graph")
+      guard values[t] == nil else { throw TMFProblem("\(w): tensor \(t) ('\(tensors[t].name)') is listed twice") }
+      guard enclosing[t] != nil else {
+        throw TMFProblem("\(w): tensor \(t) ('\(tensors[t].name)') is not defined in the enclosing graph before the node holding this graph")
       }
       values[t] = try add(w) { () throws(GraphError) in
         try graph.addOuterReference(name: tensors[t].name, type: tensors[t].type ?? tensors[t].data.map(Self.type(of:)))
