@@ -7,7 +7,9 @@ struct TMFLayout {
   private var stringIndex: [String: UInt32] = [:]
   private var tensorRecords: [UInt8] = []
   private var tensorCount = 0
-  private var nodeRecords: [UInt8] = []
+  /// Graph 0 is the main graph, graph `i + 1` subgraph record `i` (numbered as found, so a graph's
+  /// parent has a smaller number); each graph's node records, concatenated in graph order at the end.
+  private var graphs: [GraphEntry] = []
   private var nodeCount = 0
   private var attributeRecords: [UInt8] = []
   private var attributeCount = 0
@@ -19,7 +21,6 @@ struct TMFLayout {
   /// Tensors with data, at offsets relative to the data section.
   private var dataTensors: [(offset: Int, tensor: Tensor)] = []
   private var dataLength = 0
-  private var valueTensor: [ValueID: UInt32] = [:]
 
   /// The constants to encode, with their quantization axis (see `WeightEncoder.plan`).
   private var encodingPlan: [ValueID: Int] = [:]
@@ -34,20 +35,12 @@ struct TMFLayout {
     let graph = model.graph
     weightOptions = weights
     encodingPlan = WeightEncoder.plan(graph, weights)
-    guard let order = graph.topologicalOrder() else { throw TMFWriteError("the graph has a cycle") }
-    for input in graph.inputs {
-      guard case .input(let defaultValue) = graph[input].definition else { continue }
-      valueTensor[input] = try addTensor(graph[input].name, kind: .input, type: graph[input].type, data: defaultValue)
-    }
-    for value in graph.initializers where valueTensor[value] == nil {
-      guard let data = graph.constant(value) else { continue }
-      valueTensor[value] = try addTensor(graph[value].name, kind: .constant, type: nil, data: data, axis: encodingPlan[value])
-    }
     if let outer = graph.outerReferences.first {
-      throw TMFWriteError("value '\(graph[outer].name)' is read from an enclosing graph; .tmf stores one flat graph")
+      throw TMFWriteError("value '\(graph[outer].name)' is read from an enclosing graph, but the main graph has none")
     }
-    for id in order { try addNode(graph[id], in: graph) }
-    try addGraphSection(model)
+    graphs.append(GraphEntry(name: string(graph.name), parent: 0))
+    let valueTensor = try addGraph(graph, index: 0, depth: 0, outer: [:])
+    try addGraphSection(model, valueTensor)
     addMetadata(metadata)
     try finish()
   }
@@ -72,11 +65,12 @@ struct TMFLayout {
   /// Appends a tensor record; `data` is written to the data section when given, encoded as the
   /// weight options say when `axis` is given (the constant is in the encoding plan).
   private mutating func addTensor(
-    _ name: String, kind: TMF.TensorKind, type: ValueType?, data: Tensor?, axis: Int? = nil
+    _ name: String, kind: TMF.TensorKind, type: ValueType?, data: Tensor?, axis: Int? = nil, graph: UInt32 = 0
   ) throws(TMFWriteError) -> UInt32 {
     let index = try checkedIndex(tensorCount, "tensors")
     var record = [UInt8](repeating: 0, count: TMF.TensorRecord.size)
     record.put(string(name), at: TMF.TensorRecord.name)
+    record.put(graph, at: TMF.TensorRecord.graph)
     record.put(kind.rawValue, at: TMF.TensorRecord.kind)
     record.put(TMF.Encoding.raw.rawValue, at: TMF.TensorRecord.encoding)
     record.put(Int32(-1), at: TMF.TensorRecord.quantAxis)
@@ -150,9 +144,91 @@ struct TMFLayout {
         relativeError: WeightEncoder.relativeError(values, encoded.decoded)))
   }
 
+  // MARK: Graphs
+
+  /// One graph's part of the file: its node records, and for a subgraph its record.
+  private struct GraphEntry {
+    var nodes: [UInt8] = []
+    var nodeCount = 0
+    var record = [UInt8](repeating: 0, count: TMF.SubgraphRecord.size)
+
+    init(name: UInt32, parent: UInt32) {
+      record.put(name, at: TMF.SubgraphRecord.name)
+      record.put(parent, at: TMF.SubgraphRecord.parent)
+    }
+  }
+
+  /// Writes graph `g`'s inputs, constants and nodes (and, through its nodes, its subgraphs);
+  /// `outer` maps its outer references to the tensors of the enclosing graphs they name. Returns
+  /// the tensor of each of its values.
+  private mutating func addGraph(_ graph: Graph, index g: UInt32, depth: Int, outer: [ValueID: UInt32]) throws(TMFWriteError) -> [ValueID: UInt32] {
+    let label = g == 0 ? "the graph" : "subgraph '\(graph.name)'"
+    guard let order = graph.topologicalOrder() else { throw TMFWriteError("\(label) has a cycle") }
+    var valueTensor = outer
+    for input in graph.inputs {
+      guard case .input(let defaultValue) = graph[input].definition else { continue }
+      valueTensor[input] = try addTensor(graph[input].name, kind: .input, type: graph[input].type, data: defaultValue, graph: g)
+    }
+    for value in graph.initializers where valueTensor[value] == nil {
+      guard let data = graph.constant(value) else { continue }
+      // The encoding plan is the main graph's (its value IDs): subgraph constants stay raw.
+      valueTensor[value] = try addTensor(
+        graph[value].name, kind: .constant, type: nil, data: data, axis: g == 0 ? encodingPlan[value] : nil, graph: g)
+    }
+    for id in order { try addNode(graph[id], in: graph, index: g, depth: depth, values: &valueTensor) }
+    guard g > 0 else { return valueTensor }
+    var outputs: [UInt32] = []
+    for output in graph.outputs {
+      guard let t = valueTensor[output] else { throw TMFWriteError("\(label): output '\(graph[output].name)' is not produced") }
+      outputs.append(t)
+    }
+    let lists: [(start: Int, count: Int, [UInt32])] = [
+      (TMF.SubgraphRecord.inputsStart, TMF.SubgraphRecord.inputCount, graph.inputs.compactMap { valueTensor[$0] }),
+      (TMF.SubgraphRecord.outputsStart, TMF.SubgraphRecord.outputCount, outputs),
+      (TMF.SubgraphRecord.outerStart, TMF.SubgraphRecord.outerCount, graph.outerReferences.compactMap { outer[$0] }),
+    ]
+    for (startField, countField, list) in lists {
+      graphs[Int(g)].record.put(try checkedIndex(u32Pool.count, "pool entries"), at: startField)
+      graphs[Int(g)].record.put(try checkedIndex(list.count, "graph inputs and outputs"), at: countField)
+      u32Pool.append(contentsOf: list)
+    }
+    return valueTensor
+  }
+
+  /// Writes the subgraphs of `attributes` (held by a node of graph `g` at `depth`) before the node
+  /// itself, so that each node's attributes stay one run of records; returns the graph index of
+  /// each subgraph attribute by position.
+  private mutating func addSubgraphs(
+    of attributes: [Attribute], node label: String, in graph: Graph, index g: UInt32, depth: Int, values valueTensor: [ValueID: UInt32]
+  ) throws(TMFWriteError) -> [Int: UInt32] {
+    var indices: [Int: UInt32] = [:]
+    for (position, attribute) in attributes.enumerated() {
+      guard case .graph(let subgraph) = attribute.value, attribute.refAttrName == nil else { continue }
+      let what = "\(label): attribute '\(attribute.name)'"
+      guard depth < TMF.maxGraphDepth else {
+        throw TMFWriteError("\(what): subgraphs nest deeper than \(TMF.maxGraphDepth) levels, the most .tmf stores")
+      }
+      var outer: [ValueID: UInt32] = [:]
+      for ref in subgraph.outerReferences {
+        let name = subgraph[ref].name
+        guard let v = graph.value(named: name), let t = valueTensor[v] else {
+          throw TMFWriteError("\(what): the subgraph reads '\(name)', which is not defined before the node")
+        }
+        outer[ref] = t
+      }
+      let index = try checkedIndex(graphs.count, "graphs")
+      graphs.append(GraphEntry(name: string(subgraph.name), parent: g))
+      _ = try addGraph(subgraph, index: index, depth: depth + 1, outer: outer)
+      indices[position] = index
+    }
+    return indices
+  }
+
   // MARK: Nodes
 
-  private mutating func addNode(_ node: Node, in graph: Graph) throws(TMFWriteError) {
+  private mutating func addNode(
+    _ node: Node, in graph: Graph, index g: UInt32, depth: Int, values valueTensor: inout [ValueID: UInt32]
+  ) throws(TMFWriteError) {
     let label = "node '\(node.name.isEmpty ? "#\(node.id.index)" : node.name)' (\(node.domain.isEmpty ? "" : node.domain + ".")\(node.opType))"
     var activation: FusedActivation?
     if node.domain == FusedActivation.domain {
@@ -164,8 +240,12 @@ struct TMFLayout {
       throw TMFWriteError("\(label): custom-domain operator has no .tmf op code (docs/tmf.md lists them)")
     }
     guard let code = TMF.opCode(of: node.opType) else {
-      throw TMFWriteError("\(label): operator has no .tmf op code (docs/tmf.md lists them)")
+      throw TMFWriteError("\(label): operator has no .tmf op code: rebirth's runtime does not run it (docs/tmf.md lists the operators)")
     }
+    let attributes = node.attributes.filter {
+      activation == nil || ($0.name != FusedActivation.attributeName && $0.name != FusedActivation.parametersName)
+    }
+    let subgraphs = try addSubgraphs(of: attributes, node: label, in: graph, index: g, depth: depth, values: valueTensor)
     _ = try checkedIndex(nodeCount, "nodes")
     var record = [UInt8](repeating: 0, count: TMF.NodeRecord.size)
     record.put(string(node.name), at: TMF.NodeRecord.name)
@@ -189,24 +269,23 @@ struct TMFLayout {
     var outputs: [UInt32] = []
     for output in node.outputs {
       guard let output else { outputs.append(TMF.absent); continue }
-      let t = try addTensor(graph[output].name, kind: .activation, type: graph[output].type, data: nil)
+      let t = try addTensor(graph[output].name, kind: .activation, type: graph[output].type, data: nil, graph: g)
       valueTensor[output] = t
       outputs.append(t)
     }
     record.put(try checkedIndex(u32Pool.count, "pool entries"), at: TMF.NodeRecord.outputsStart)
     record.put(try checkedIndex(outputs.count, "outputs"), at: TMF.NodeRecord.outputCount)
     u32Pool.append(contentsOf: outputs)
-    let attributes = node.attributes.filter {
-      activation == nil || ($0.name != FusedActivation.attributeName && $0.name != FusedActivation.parametersName)
-    }
     record.put(try checkedIndex(attributeCount, "attributes"), at: TMF.NodeRecord.attributesStart)
     record.put(UInt32(attributes.count), at: TMF.NodeRecord.attributeCount)
-    for attribute in attributes { try addAttribute(attribute, node: label) }
-    nodeRecords.append(contentsOf: record)
+    for (position, attribute) in attributes.enumerated() { try addAttribute(attribute, node: label, graph: subgraphs[position]) }
+    graphs[Int(g)].nodes.append(contentsOf: record)
+    graphs[Int(g)].nodeCount += 1
     nodeCount += 1
   }
 
-  private mutating func addAttribute(_ attribute: Attribute, node label: String) throws(TMFWriteError) {
+  /// Appends an attribute record; `graph` is the graph index of a subgraph attribute's subgraph.
+  private mutating func addAttribute(_ attribute: Attribute, node label: String, graph: UInt32?) throws(TMFWriteError) {
     let what = "\(label): attribute '\(attribute.name)'"
     guard attribute.refAttrName == nil else { throw TMFWriteError("\(what) refers to a function attribute; .tmf has no functions") }
     var record = [UInt8](repeating: 0, count: TMF.AttributeRecord.size)
@@ -237,10 +316,13 @@ struct TMFLayout {
       }
       (type, value, count) = (.strings, UInt64(u32Pool.count), list.count)
       u32Pool.append(contentsOf: indices)
-    case .graph, .graphs:
-      throw TMFWriteError("\(what) holds a subgraph; .tmf 1.0 does not store subgraphs (If, Loop, Scan)")
+    case .graph:
+      guard let graph else { throw TMFWriteError("\(what): the subgraph was not written") }
+      (type, value) = (.graph, UInt64(graph))
+    case .graphs:
+      throw TMFWriteError("\(what) holds a list of subgraphs; .tmf stores single subgraphs (If) only")
     default:
-      throw TMFWriteError("\(what) has a type .tmf 1.0 does not store (tensors, sparse tensors, types)")
+      throw TMFWriteError("\(what) has a type .tmf does not store (tensors, sparse tensors, types)")
     }
     record.put(type.rawValue, at: TMF.AttributeRecord.type)
     record.put(value, at: TMF.AttributeRecord.value)
@@ -251,7 +333,7 @@ struct TMFLayout {
 
   // MARK: Graph and metadata
 
-  private mutating func addGraphSection(_ model: Model) throws(TMFWriteError) {
+  private mutating func addGraphSection(_ model: Model, _ valueTensor: [ValueID: UInt32]) throws(TMFWriteError) {
     let graph = model.graph
     var header = [UInt8](repeating: 0, count: TMF.GraphRecord.size)
     header.put(string(graph.name), at: TMF.GraphRecord.name)
@@ -314,6 +396,17 @@ struct TMFLayout {
     _ = try checkedIndex(u32Pool.count, "pool entries")
     _ = try checkedIndex(i64Pool.count, "pool entries")
     _ = try checkedIndex(f32Pool.count, "pool entries")
+    var nodeRecords: [UInt8] = []
+    var subgraphRecords: [UInt8] = []
+    for (g, entry) in graphs.enumerated() {
+      if g > 0 {
+        var record = entry.record
+        record.put(UInt32(nodeRecords.count / TMF.NodeRecord.size), at: TMF.SubgraphRecord.nodesStart)
+        record.put(UInt32(entry.nodeCount), at: TMF.SubgraphRecord.nodeCount)
+        subgraphRecords.append(contentsOf: record)
+      }
+      nodeRecords.append(contentsOf: entry.nodes)
+    }
     var u32Bytes: [UInt8] = [], i64Bytes: [UInt8] = [], f32Bytes: [UInt8] = []
     for v in u32Pool { u32Bytes.append(littleEndian: v) }
     for v in i64Pool { i64Bytes.append(littleEndian: v) }
@@ -327,6 +420,9 @@ struct TMFLayout {
       (.u32Pool, u32Bytes), (.i64Pool, i64Bytes), (.f32Pool, f32Bytes),
       (.metadata, metadataSection),
     ]
+    if graphs.count > 1 {  // a file without subgraphs stays readable by 1.1 readers
+      sections.append((.subgraphs, Self.table(subgraphRecords, count: graphs.count - 1, recordSize: TMF.SubgraphRecord.size)))
+    }
     var offset = TMF.headerSize + (sections.count + 1) * TMF.sectionEntrySize
     for s in sections { offset = TMF.aligned(offset, to: TMF.sectionAlignment)! + s.bytes.count }
     dataOffset = TMF.aligned(offset, to: TMF.dataAlignment)!

@@ -19,6 +19,7 @@ public struct TMFWriteSummary: Sendable, Equatable {
   /// Bytes of tensor data (without alignment padding).
   public var tensorBytes: Int
   public var tensorCount: Int
+  /// Node records, the subgraphs' included.
   public var nodeCount: Int
   /// The constants stored in an encoding other than raw, in file order, with their errors.
   public var encoded: [TMFEncodedTensor] = []
@@ -27,9 +28,9 @@ public struct TMFWriteSummary: Sendable, Equatable {
 /// Writes a model as `.tmf` (docs/tmf.md): metadata tables first, then every constant's bytes in
 /// one 64-byte-aligned data section, streamed from the tensors' storage without copies.
 ///
-/// Refuses (with nothing written) an operator outside the `.tmf` op list (custom domains, functions),
-/// subgraph attributes (If, Loop, Scan: not stored in 1.0), string tensors and element types
-/// outside `TMF.supportedDTypes`. Weights are written raw (fp32 stays fp32) unless `weights` asks
+/// Stores If subgraphs as graph records (1.2; nested at most `TMF.maxGraphDepth` deep). Refuses
+/// (with nothing written) an operator outside the `.tmf` op list (custom domains, functions, Loop
+/// and Scan), string tensors and element types outside `TMF.supportedDTypes`. Weights are written raw (fp32 stays fp32) unless `weights` asks
 /// for fp16, int8 or codebook (`TMFWeightEncoding`: which tensors, and how).
 public enum TMFWriter {
   /// Writes `model` to exactly `path` (the caller renames a temporary file into place).

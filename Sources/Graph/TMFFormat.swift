@@ -7,7 +7,7 @@ public enum TMF {
   /// `\x89 T M F \r \n \x1a \n`: PNG's trick, so text-mode transfers and truncation show at once.
   public static let magic: [UInt8] = [0x89, 0x54, 0x4D, 0x46, 0x0D, 0x0A, 0x1A, 0x0A]
   public static let versionMajor: UInt16 = 1
-  public static let versionMinor: UInt16 = 1
+  public static let versionMinor: UInt16 = 2
   public static let headerSize = 64
   public static let sectionEntrySize = 32
   /// Alignment of the data section and of every tensor's data in it.
@@ -36,6 +36,8 @@ public enum TMF {
   public enum SectionKind: UInt32, Sendable, CaseIterable {
     case strings = 1, tensors = 2, nodes = 3, attributes = 4, graph = 5
     case u32Pool = 6, i64Pool = 7, f32Pool = 8, metadata = 9, data = 10
+    /// (1.2) The subgraphs (If branches): graph records 1, 2, … after the main graph's (kind 5).
+    case subgraphs = 11
 
     public var name: String {
       switch self {
@@ -49,6 +51,7 @@ public enum TMF {
       case .f32Pool: "f32 pool"
       case .metadata: "metadata"
       case .data: "data"
+      case .subgraphs: "subgraphs"
       }
     }
   }
@@ -63,6 +66,9 @@ public enum TMF {
     public static let name = 0, kind = 4, dtype = 8, encoding = 12, rank = 16, dimsStart = 20
     public static let dataOffset = 24, dataLength = 32, quantAxis = 40, quantCount = 44
     public static let scaleStart = 48, zeroPointStart = 52, flags = 56
+    /// (1.2; reserved and 0 before) The graph the tensor belongs to: 0 the main graph, `i + 1`
+    /// subgraph record `i`.
+    public static let graph = 60
   }
 
   /// A node record: byte offsets and size.
@@ -85,6 +91,18 @@ public enum TMF {
     public static let name = 0, inputCount = 4, outputCount = 8, opsetCount = 12, irVersion = 16
     public static let opsetSize = 16
   }
+
+  /// (1.2) A subgraph record (section `subgraphs`): byte offsets and size. Subgraph record `i` is
+  /// graph `i + 1`; graph 0 is the main graph (section `graph`).
+  public enum SubgraphRecord {
+    public static let size = 48
+    public static let name = 0, parent = 4, nodesStart = 8, nodeCount = 12, inputsStart = 16, inputCount = 20
+    public static let outputsStart = 24, outputCount = 28, outerStart = 32, outerCount = 36, flags = 40
+  }
+
+  /// How deep subgraphs may nest: the main graph is at depth 0, an If branch of it at depth 1.
+  /// Bounds the reader's recursion; real models use at most 4 (silero-vad).
+  public static let maxGraphDepth = 16
 
   /// What a tensor record describes.
   public enum TensorKind: UInt32, Sendable {

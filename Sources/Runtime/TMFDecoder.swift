@@ -11,6 +11,11 @@ struct TMFDecoder {
   private let f32Pool: TMFRegion
   private let data: TMFRegion
   private(set) var metadata: [MetadataEntry] = []
+  /// The subgraph records (graph `i + 1` is `subgraphs[i]`), which graphs an attribute already
+  /// holds, and the graphs being read (the main graph, then each nested subgraph).
+  private var subgraphs: [SubgraphInfo] = []
+  private var held: [Bool] = []
+  private var reading: [Int] = []
 
   init(sections: [TMF.SectionKind: TMFRegion], mapping: TMFMapping) throws(TMFProblem) {
     self.sections = sections
@@ -113,6 +118,8 @@ struct TMFDecoder {
     var kind: TMF.TensorKind
     var type: ValueType?
     var data: Tensor?
+    /// The graph it belongs to (1.2): 0 the main graph, `i + 1` subgraph record `i`.
+    var graph: Int = 0
   }
 
   private func tensors() throws(TMFProblem) -> [TensorInfo] {
@@ -179,6 +186,7 @@ struct TMFDecoder {
       let offset = try tmfInt(try records.u64(base + TMF.TensorRecord.dataOffset, "\(what) data_offset"), "\(what): field data_offset")
       let length = try tmfInt(try records.u64(base + TMF.TensorRecord.dataLength, "\(what) data_length"), "\(what): field data_length")
       var info = TensorInfo(name: name, kind: kind, type: dtypeCode == 0 ? nil : .tensor(dtype, shape: dims), data: nil)
+      info.graph = Int(try field(TMF.TensorRecord.graph, "graph"))
       if kind == .activation {
         guard offset == 0, length == 0 else { throw TMFProblem("\(what): field data_length: a node output has no data") }
       } else if kind == .constant || kind == .attribute || length > 0 || offset > 0 {
@@ -234,6 +242,18 @@ struct TMFDecoder {
   }
 }
 
+/// A subgraph record (docs/tmf.md, "Subgraphs"), its node range checked.
+struct SubgraphInfo {
+  var name: String
+  var parent: Int
+  var nodes: Range<Int>
+  var inputs: (start: UInt32, count: Int)
+  var outputs: (start: UInt32, count: Int)
+  var outer: (start: UInt32, count: Int)
+  /// `section 'subgraphs': record i (graph i + 1, 'name')`, for errors.
+  var what: String
+}
+
 extension TMFDecoder {
   // MARK: Graph
 
@@ -245,38 +265,17 @@ extension TMFDecoder {
     let inputCount = Int(try g.u32(TMF.GraphRecord.inputCount, "input_count"))
     let outputCount = Int(try g.u32(TMF.GraphRecord.outputCount, "output_count"))
     let opsetCount = Int(try g.u32(TMF.GraphRecord.opsetCount, "opset_count"))
-    var graph = Graph(name: name)
-    var values = [ValueID?](repeating: nil, count: tensors.count)
-    func tensorIndex(_ raw: UInt32, _ what: String) throws(TMFProblem) -> Int {
-      guard Int(raw) < tensors.count else { throw TMFProblem("\(what): tensor index \(raw) is out of range (\(tensors.count) tensors)") }
-      return Int(raw)
-    }
-    // Inputs, in order; every input tensor exactly once.
-    for i in 0..<inputCount {
-      let what = "section 'graph': input \(i)"
-      let t = try tensorIndex(try g.u32(TMF.GraphRecord.size + 4 * i, "input \(i)"), what)
-      guard tensors[t].kind == .input, values[t] == nil else {
-        throw TMFProblem("\(what): tensor \(t) ('\(tensors[t].name)') is not an input tensor, or is listed twice")
-      }
-      values[t] = try add(what) { () throws(GraphError) in
-        try graph.addInput(name: tensors[t].name, type: tensors[t].type ?? tensors[t].data.map(Self.type(of:)), default: tensors[t].data)
-      }
-    }
-    for (t, info) in tensors.enumerated() {
-      if info.kind == .input, values[t] == nil {
-        throw TMFProblem("section 'tensors': record \(t) ('\(info.name)'): an input tensor not listed in the graph's inputs")
-      }
-      if info.kind == .constant, let data = info.data {
-        values[t] = try add("section 'tensors': record \(t)") { () throws(GraphError) in try graph.addInitializer(name: info.name, data) }
-      }
-    }
-    try addNodes(to: &graph, tensors: tensors, values: &values)
+    var inputs: [UInt32] = [], outputs: [UInt32] = []
+    for i in 0..<inputCount { inputs.append(try g.u32(TMF.GraphRecord.size + 4 * i, "input \(i)")) }
     let outputsBase = TMF.GraphRecord.size + 4 * inputCount
-    for i in 0..<outputCount {
-      let what = "section 'graph': output \(i)"
-      let t = try tensorIndex(try g.u32(outputsBase + 4 * i, "output \(i)"), what)
-      guard let v = values[t] else { throw TMFProblem("\(what): tensor \(t) ('\(tensors[t].name)') is never defined") }
-      graph.addOutput(v)
+    for i in 0..<outputCount { outputs.append(try g.u32(outputsBase + 4 * i, "output \(i)")) }
+    let mainNodes = try readSubgraphs(tensors)
+    reading = [0]
+    let graph = try decodeGraph(
+      0, name: name, inputs: inputs, outputs: outputs, outer: [], nodes: mainNodes, tensors: tensors, enclosing: [:],
+      what: "section 'graph'")
+    if let unheld = held.indices.dropFirst().first(where: { !held[$0] }) {
+      throw TMFProblem("\(subgraphs[unheld - 1].what): no attribute holds the graph (a subgraph must be held by exactly one If)")
     }
     var model = Model(graph: graph)
     model.irVersion = try g.i64(TMF.GraphRecord.irVersion, "ir_version")
@@ -292,16 +291,167 @@ extension TMFDecoder {
     return model
   }
 
+  /// Reads the subgraph records and checks what can be checked before any graph is built: each
+  /// parent is an earlier graph (so graphs cannot contain themselves), the nesting depth, the node
+  /// ranges (the main graph's nodes, then each subgraph's, in order, covering the nodes section),
+  /// and every tensor's graph field. Returns the main graph's node range.
+  private mutating func readSubgraphs(_ tensors: [TensorInfo]) throws(TMFProblem) -> Range<Int> {
+    let (nodeCount, _, _) = try table(.nodes, minimum: TMF.NodeRecord.size)
+    let (count, size, records) = try table(.subgraphs, minimum: TMF.SubgraphRecord.size)
+    var depth = [0]
+    var mainEnd = nodeCount
+    var end = 0
+    for i in 0..<count {
+      let base = i * size
+      let index = i + 1
+      func field(_ offset: Int, _ f: String) throws(TMFProblem) -> UInt32 { try records.u32(base + offset, "subgraph \(i) \(f)") }
+      let name = try string(try field(TMF.SubgraphRecord.name, "name"), "section 'subgraphs': record \(i): field name")
+      let what = "section 'subgraphs': record \(i) (graph \(index), '\(name)')"
+      let parent = Int(try field(TMF.SubgraphRecord.parent, "parent"))
+      guard parent != index else { throw TMFProblem("\(what): field parent: a graph may not contain itself") }
+      guard parent < index else {
+        throw TMFProblem("\(what): field parent: graph \(parent) is not an earlier graph (a graph's parent comes before it)")
+      }
+      guard depth[parent] < TMF.maxGraphDepth else {
+        throw TMFProblem("\(what): field parent: the graph is nested \(depth[parent] + 1) levels deep; .tmf allows at most \(TMF.maxGraphDepth)")
+      }
+      depth.append(depth[parent] + 1)
+      let start = Int(try field(TMF.SubgraphRecord.nodesStart, "nodes_start"))
+      let nodes = Int(try field(TMF.SubgraphRecord.nodeCount, "node_count"))
+      if i == 0 {
+        guard start <= nodeCount else {
+          throw TMFProblem("\(what): field nodes_start: \(start) is past the \(nodeCount) node records")
+        }
+        mainEnd = start
+        end = start
+      }
+      guard start == end else {
+        throw TMFProblem("\(what): field nodes_start: \(start), but the previous graph's nodes end at record \(end) (each graph's nodes follow the previous graph's)")
+      }
+      guard nodes <= nodeCount - end else {
+        throw TMFProblem("\(what): field node_count: records \(start)..+\(nodes) are out of range (\(nodeCount) node records)")
+      }
+      end += nodes
+      func list(_ startField: Int, _ countField: Int, _ f: String) throws(TMFProblem) -> (start: UInt32, count: Int) {
+        (try field(startField, "\(f)_start"), Int(try field(countField, "\(f)_count")))
+      }
+      subgraphs.append(
+        SubgraphInfo(
+          name: name, parent: parent, nodes: start..<end,
+          inputs: try list(TMF.SubgraphRecord.inputsStart, TMF.SubgraphRecord.inputCount, "inputs"),
+          outputs: try list(TMF.SubgraphRecord.outputsStart, TMF.SubgraphRecord.outputCount, "outputs"),
+          outer: try list(TMF.SubgraphRecord.outerStart, TMF.SubgraphRecord.outerCount, "outer"), what: what))
+    }
+    if count > 0, end != nodeCount {
+      throw TMFProblem("\(subgraphs[count - 1].what): field node_count: the last graph's nodes end at record \(end), but there are \(nodeCount) node records")
+    }
+    held = [Bool](repeating: false, count: count + 1)
+    for (t, info) in tensors.enumerated() {
+      guard info.graph <= count, info.kind != .attribute || info.graph == 0 else {
+        throw TMFProblem("section 'tensors': record \(t) ('\(info.name)'): field graph: \(info.graph) is out of range (\(count + 1) graphs; 0 for attribute tensors)")
+      }
+    }
+    return 0..<mainEnd
+  }
+
+  /// Builds graph `g` from its lists (tensor indices) and node records. `enclosing` is the enclosing
+  /// graph's values at the node holding `g` (empty for the main graph): the only tensors `g`'s
+  /// outer references may name.
+  private mutating func decodeGraph(
+    _ g: Int, name: String, inputs: [UInt32], outputs: [UInt32], outer: [UInt32], nodes: Range<Int>, tensors: [TensorInfo],
+    enclosing: [Int: ValueID], what: String
+  ) throws(TMFProblem) -> Graph {
+    var graph = Graph(name: name)
+    var values: [Int: ValueID] = [:]
+    func tensorIndex(_ raw: UInt32, _ what: String) throws(TMFProblem) -> Int {
+      guard Int(raw) < tensors.count else { throw TMFProblem("\(what): tensor index \(raw) is out of range (\(tensors.count) tensors)") }
+      return Int(raw)
+    }
+    for (i, raw) in outer.enumerated() {
+      let w = "\(what): outer reference \(i)"
+      let t = try tensorIndex(raw, w)
+      guard values[t] == nil else { throw TMFProblem("\(w): tensor \(t) ('\(tensors[t].name)') is listed twice") }
+      guard enclosing[t] != nil else {
+        throw TMFProblem("\(w): tensor \(t) ('\(tensors[t].name)') is not defined in the enclosing graph before the node holding this graph")
+      }
+      values[t] = try add(w) { () throws(GraphError) in
+        try graph.addOuterReference(name: tensors[t].name, type: tensors[t].type ?? tensors[t].data.map(Self.type(of:)))
+      }
+    }
+    // Inputs, in order; every input tensor of the graph exactly once.
+    for (i, raw) in inputs.enumerated() {
+      let w = "\(what): input \(i)"
+      let t = try tensorIndex(raw, w)
+      guard tensors[t].kind == .input, tensors[t].graph == g, values[t] == nil else {
+        throw TMFProblem("\(w): tensor \(t) ('\(tensors[t].name)') is not an input tensor\(g == 0 ? "" : " of this graph"), or is listed twice")
+      }
+      values[t] = try add(w) { () throws(GraphError) in
+        try graph.addInput(name: tensors[t].name, type: tensors[t].type ?? tensors[t].data.map(Self.type(of:)), default: tensors[t].data)
+      }
+    }
+    for (t, info) in tensors.enumerated() where info.graph == g {
+      if info.kind == .input, values[t] == nil {
+        throw TMFProblem("section 'tensors': record \(t) ('\(info.name)'): an input tensor not listed in the \(g == 0 ? "graph's" : "graph \(g)'s") inputs")
+      }
+      if info.kind == .constant, let data = info.data {
+        values[t] = try add("section 'tensors': record \(t)") { () throws(GraphError) in try graph.addInitializer(name: info.name, data) }
+      }
+    }
+    try addNodes(nodes, of: g, to: &graph, tensors: tensors, values: &values)
+    for (i, raw) in outputs.enumerated() {
+      let w = "\(what): output \(i)"
+      let t = try tensorIndex(raw, w)
+      guard let v = values[t] else {
+        throw TMFProblem("\(w): tensor \(t) ('\(tensors[t].name)') is never defined" + (g == 0 ? "" : " in this graph or among its outer references"))
+      }
+      graph.addOutput(v)
+    }
+    return graph
+  }
+
+  /// The subgraph `raw` held by an attribute of a node of graph `holder`, built with the holder's
+  /// values so far as its enclosing scope.
+  private mutating func subgraph(
+    _ raw: UInt64, heldBy holder: Int, enclosing: [Int: ValueID], tensors: [TensorInfo], field: String
+  ) throws(TMFProblem) -> Graph {
+    guard raw >= 1, raw <= UInt64(subgraphs.count) else {
+      throw TMFProblem("\(field): graph index \(raw) is out of range (subgraphs are graphs 1…\(subgraphs.count); 0 is the main graph)")
+    }
+    let j = Int(raw)
+    guard !reading.contains(j) else {
+      throw TMFProblem("\(field): graph \(j) contains itself (it is held by a node of graph \(holder), which it encloses): a graph may not contain itself")
+    }
+    let info = subgraphs[j - 1]
+    guard info.parent == holder else {
+      throw TMFProblem("\(field): graph \(j)'s parent is graph \(info.parent), but a node of graph \(holder) holds it")
+    }
+    guard !held[j] else { throw TMFProblem("\(field): graph \(j) is already held by another attribute") }
+    guard reading.count <= TMF.maxGraphDepth else {  // the parent fields were checked; this bounds the recursion regardless
+      throw TMFProblem("\(field): graph \(j) is nested deeper than \(TMF.maxGraphDepth) levels")
+    }
+    held[j] = true
+    reading.append(j)
+    defer { reading.removeLast() }
+    let inputs = try u32s(info.inputs.start, info.inputs.count, "\(info.what): field inputs_start")
+    let outputs = try u32s(info.outputs.start, info.outputs.count, "\(info.what): field outputs_start")
+    let outer = try u32s(info.outer.start, info.outer.count, "\(info.what): field outer_start")
+    return try decodeGraph(
+      j, name: info.name, inputs: inputs, outputs: outputs, outer: outer, nodes: info.nodes, tensors: tensors, enclosing: enclosing,
+      what: info.what)
+  }
+
   private static func type(of tensor: Tensor) -> ValueType { .tensor(tensor.dtype, shape: tensor.shape.map { .value($0) }) }
 
   private func add<T>(_ what: String, _ body: () throws(GraphError) -> T) throws(TMFProblem) -> T {
     do { return try body() } catch { throw TMFProblem("\(what): \(error.description)") }
   }
 
-  private func addNodes(to graph: inout Graph, tensors: [TensorInfo], values: inout [ValueID?]) throws(TMFProblem) {
-    let (count, size, records) = try table(.nodes, minimum: TMF.NodeRecord.size)
+  private mutating func addNodes(
+    _ nodes: Range<Int>, of g: Int, to graph: inout Graph, tensors: [TensorInfo], values: inout [Int: ValueID]
+  ) throws(TMFProblem) {
+    let (_, size, records) = try table(.nodes, minimum: TMF.NodeRecord.size)
     let (attributeCount, attributeSize, attributeRecords) = try table(.attributes, minimum: TMF.AttributeRecord.size)
-    for i in 0..<count {
+    for i in nodes {
       let base = i * size
       func field(_ offset: Int, _ f: String) throws(TMFProblem) -> UInt32 { try records.u32(base + offset, "node \(i) \(f)") }
       let nodeName = try string(try field(TMF.NodeRecord.name, "name"), "section 'nodes': record \(i): field name")
@@ -336,7 +486,7 @@ extension TMFDecoder {
         throw TMFProblem("\(what): field attributes_start: records \(attrStart)..+\(attrCount) are out of range (\(attributeCount) attributes)")
       }
       for a in attrStart..<(attrStart + attrCount) {
-        attributes.append(try attribute(attributeRecords, a * attributeSize, index: a, node: what, tensors: tensors))
+        attributes.append(try attribute(attributeRecords, a * attributeSize, index: a, node: what, graph: g, values: values, tensors: tensors))
       }
       attributes += fusedAttributes  // as fuse-activation records them: after the layer's own
       var inputValues: [ValueID?] = []
@@ -346,6 +496,9 @@ extension TMFDecoder {
           throw TMFProblem("\(what): input \(slot): tensor index \(raw) is out of range (\(tensors.count) tensors)")
         }
         guard let v = values[Int(raw)] else {
+          if tensors[Int(raw)].graph != g {
+            throw TMFProblem("\(what): input \(slot): tensor \(raw) ('\(tensors[Int(raw)].name)') belongs to graph \(tensors[Int(raw)].graph) and is not among graph \(g)'s outer references")
+          }
           throw TMFProblem("\(what): input \(slot): tensor \(raw) ('\(tensors[Int(raw)].name)') is read before it is produced (a cycle, or nodes out of order)")
         }
         inputValues.append(v)
@@ -355,6 +508,9 @@ extension TMFDecoder {
         if raw == TMF.absent { outputNames.append(""); continue }
         guard Int(raw) < tensors.count, tensors[Int(raw)].kind == .activation, values[Int(raw)] == nil, !tensors[Int(raw)].name.isEmpty else {
           throw TMFProblem("\(what): output \(slot): tensor index \(raw) is out of range, not a node-output tensor, unnamed or produced twice")
+        }
+        guard tensors[Int(raw)].graph == g else {
+          throw TMFProblem("\(what): output \(slot): tensor \(raw) ('\(tensors[Int(raw)].name)') belongs to graph \(tensors[Int(raw)].graph), not to graph \(g) (the node's)")
         }
         outputNames.append(tensors[Int(raw)].name)
       }
@@ -369,7 +525,10 @@ extension TMFDecoder {
     }
   }
 
-  private func attribute(_ records: TMFRegion, _ base: Int, index: Int, node: String, tensors: [TensorInfo]) throws(TMFProblem) -> Attribute {
+  /// Attribute record `index`, of a node (`node`) of graph `g` whose values so far are `values`.
+  private mutating func attribute(
+    _ records: TMFRegion, _ base: Int, index: Int, node: String, graph g: Int, values: [Int: ValueID], tensors: [TensorInfo]
+  ) throws(TMFProblem) -> Attribute {
     let what = "section 'attributes': record \(index) (of \(node))"
     let name = try string(try records.u32(base + TMF.AttributeRecord.name, "\(what) name"), "\(what): field name")
     let typeCode = try records.u32(base + TMF.AttributeRecord.type, "\(what) type")
@@ -399,8 +558,10 @@ extension TMFDecoder {
       var list: [[UInt8]] = []
       for s in try u32s(try index32(), count, field) { list.append(Array(try string(s, field).utf8)) }
       return Attribute(name, .strings(list))
-    case .graph, .graphs, .tensors:
-      throw TMFProblem("\(what): field type: attribute '\(name)' has a type .tmf 1.0 does not store")
+    case .graph:
+      return Attribute(name, .graph(try subgraph(value, heldBy: g, enclosing: values, tensors: tensors, field: field)))
+    case .graphs, .tensors:
+      throw TMFProblem("\(what): field type: attribute '\(name)' has a type .tmf \(TMF.versionMajor).\(TMF.versionMinor) does not store")
     }
   }
 
