@@ -1,7 +1,8 @@
 """The passes must not change what a model computes (beyond float rounding), checked with
 onnxruntime on the original and the optimized model.
 
-1. The default pipeline on every fixtures/*.onnx and every $REBIRTH_CORPUS/*.onnx:
+1. The default pipeline on every fixtures/*.onnx and every $REBIRTH_CORPUS/*.onnx (and the
+   pipeline `--allow-contrib-ops` selects, checked the same way but for onnx.checker):
    `rebirth optimize M out.onnx --report r.json` exits 0; out.onnx passes onnx.checker (full
    check) when M does; onnxruntime (1 thread, no graph optimizations) gives outputs within a
    relative error of 1e-4 (max |a - b| / max |a| per output; integer and bool outputs exactly).
@@ -88,6 +89,16 @@ def test_default_pipeline_keeps_outputs(rebirth_bin, passes_root, model_case: Mo
         assert ok_after, f"onnx.checker rejects the optimized model: {why}"
     assert_close(model_case.path, model_case.source, out, TOLERANCE)
     assert report["after"]["nodeCount"] <= report["before"]["nodeCount"], "the default pipeline added nodes"
+
+
+def test_contrib_pipeline_keeps_outputs(rebirth_bin, passes_root, model_case: ModelCase):
+    """The default pipeline for `--allow-contrib-ops` (fused layers as com.microsoft.FusedConv and
+    FusedGemm, fuse-attention) on every fixture and corpus model, checked in onnxruntime, whose
+    contrib kernels are the reference for those ops."""
+    folder = passes_root / f"contrib-{model_case.source}-{model_case.path.stem}"
+    out, report = optimize(rebirth_bin, model_case.path, folder, "--allow-contrib-ops")
+    assert_close(model_case.path, model_case.source, out, TOLERANCE)
+    assert report["after"]["nodeCount"] <= report["before"]["nodeCount"], "the contrib pipeline added nodes"
 
 
 def pass_fixture_params() -> list:
