@@ -6,19 +6,38 @@ import Linalg
 ///
 /// Each group of each image is one sgemm, `Y_g[M/G, P] = W_g[M/G, C/G·K] · col[C/G·K, P]`, over
 /// the im2col lowering of the input (skipped for 1×1 stride-1 unpadded kernels, whose input already
-/// is that matrix). Depthwise convolutions (one input channel per group) of one or two spatial axes
+/// is that matrix): ``PackedGEMM`` on a constant weight packed when the kernel is built (bias and
+/// ReLU/Clip applied in its tiles), else `BLAS.sgemm`. Depthwise convolutions (one input channel per group) of one or two spatial axes
 /// take a direct path instead.
 struct Conv: Kernel {
   let window: WindowAttributes
   let group: Int
   /// The activation of a fused (`ai.rebirth`) Conv, applied to each block of output as it is made.
   let activation: FusedActivation?
+  /// A constant weight packed for ``PackedGEMM`` (each group's M/G×K block), when the processor
+  /// has its micro-kernels and the convolution takes the lowered path; nil otherwise (BLAS).
+  let packed: PackedGEMM.PackedMatrix?
 
   init(_ builder: KernelBuilder) throws {
     window = try WindowAttributes(builder, hasDilations: true, hasCeilMode: false)
     group = try builder.int("group", default: 1)
     activation = try FusedActivation.fused(builder)
     guard group >= 1 else { throw builder.attributeError("group", "must be positive, got \(group)") }
+    packed = try Self.pack(builder.constantInput(1), group: group, isa: PackedGEMM.detected)
+  }
+
+  /// The weight packed once for the lowered path, or nil: no micro-kernel, a weight that is not a
+  /// constant float32 array of a Conv's rank, groups that do not divide it, or a depthwise weight
+  /// (one input channel per group over at most two spatial axes: the direct path takes it).
+  static func pack(_ w: NDArray?, group: Int, isa: PackedGEMM.ISA) -> PackedGEMM.PackedMatrix? {
+    guard isa != .none, let w, w.dtype == .float, w.rank >= 3, w.count > 0 else { return nil }
+    let (outChannels, groupChannels) = (w.shape[0], w.shape[1])
+    guard outChannels % group == 0, !(groupChannels == 1 && w.rank - 2 <= 2) else { return nil }
+    let depth = w.count / outChannels
+    guard depth <= BLAS.maxDimension else { return nil }
+    return w.withUnsafeBufferPointer(of: Float.self) { wp in
+      PackedGEMM.PackedMatrix(isa: isa, wp.baseAddress!, groups: group, rows: outChannels / group, depth: depth)
+    }
   }
 
   func run(_ context: KernelContext) throws -> [NDArray] {
@@ -60,7 +79,8 @@ struct Conv: Kernel {
             let problem = Problem(
               x: xp.baseAddress!, w: wp.baseAddress!, bias: biasPointer, y: yp.baseAddress!, batch: batch,
               channels: channels, outChannels: outChannels, group: group, geometry: geometry,
-              threads: context.threadCount, activation: activation)
+              threads: context.threadCount, activation: activation,
+              packed: packed.flatMap { $0.rows * group == outChannels && $0.depth == kSize ? $0 : nil })
             if groupChannels == 1 && geometry.rank <= 2 {
               DepthwiseConv.run(problem)
             } else {
@@ -84,6 +104,8 @@ struct Conv: Kernel {
     let threads: Int
     /// Applied in place to each image-and-group (lowered) or plane (depthwise) of output once made.
     var activation: FusedActivation? = nil
+    /// The weight packed for ``PackedGEMM`` (lowered path), or nil for BLAS.
+    var packed: PackedGEMM.PackedMatrix? = nil
   }
 
   /// im2col + sgemm per image and group.
@@ -117,6 +139,13 @@ struct Conv: Kernel {
           matrix = UnsafePointer(col)
         } else {
           matrix = xg
+        }
+        if let packed = p.packed, outSize >= PackedGEMM.minimumColumns {
+          let applied = PackedGEMM.multiply(
+            packed, group: grp, n: outSize, b: matrix, ldb: outSize, c: yg, ldc: outSize,
+            bias: p.bias.map { $0 + grp * mg }, activation: p.activation, threads: p.threads)
+          if !applied { p.activation?.apply(yg, count: mg * outSize, threads: p.threads) }
+          continue
         }
         if let bias = p.bias {
           for m in 0..<mg { (yg + m * outSize).update(repeating: bias[grp * mg + m], count: outSize) }
