@@ -47,6 +47,14 @@ typedef void (*rb_tile_fn)(
   int act, float lo, float hi);
 typedef void (*rb_pack_b_fn)(ptrdiff_t kc, ptrdiff_t nc, const float *b, ptrdiff_t ldb, float *packed);
 
+// Where the loops get each KC×NC block of B, packed: a row-major matrix, or a convolution's input.
+typedef struct {
+  rb_pack_b_fn pack_matrix;  // the isa's packer of a row-major block
+  const float *b;
+  ptrdiff_t ldb;
+  const rb_conv2d_input *conv;  // non-NULL: im2col of this input instead
+} rb_source;
+
 // MARK: AVX-512: 12×32 tiles (24 zmm accumulators, two vectors of B, one broadcast)
 
 RB_INLINE RB_AVX512 void tile512(
@@ -244,14 +252,68 @@ void rb_gemm_pack_a(int isa, ptrdiff_t m, ptrdiff_t k, const float *a, ptrdiff_t
   }
 }
 
-void rb_gemm_run(
-  int isa, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *packed_a, const float *b, ptrdiff_t ldb, float *c,
-  ptrdiff_t ldc, const float *bias, int activation, float lo, float hi, ptrdiff_t row_begin, ptrdiff_t row_end,
+// Packs columns [jc, jc + nc) of rows [pc, pc + kc) of the im2col matrix of `g` into panels of NR
+// columns (k-major, zero-padded), as `pack_b512`/`pack_b256` do for a stored matrix. Each panel
+// row is a few runs along output rows: zeros where the tap falls in the padding, else a copy
+// (strided for stride_w > 1) of the input row.
+static void pack_conv2d(
+  const rb_conv2d_input *g, ptrdiff_t NR, ptrdiff_t pc, ptrdiff_t kc, ptrdiff_t jc, ptrdiff_t nc, float *packed) {
+  const ptrdiff_t taps = g->k_h * g->k_w, sw = g->stride_w, out_w = g->out_w, in_w = g->in_w;
+  for (ptrdiff_t q0 = 0; q0 < nc; q0 += NR) {
+    const ptrdiff_t w = nc - q0 < NR ? nc - q0 : NR;
+    const ptrdiff_t oh0 = (jc + q0) / out_w, ow0 = (jc + q0) % out_w;
+    float *panel = packed + q0 * kc;
+    ptrdiff_t ch = pc / taps, i = pc % taps / g->k_w, j = pc % g->k_w;
+    for (ptrdiff_t p = 0; p < kc; p++) {
+      const float *plane = g->x + ch * g->in_h * in_w;
+      const ptrdiff_t off_h = i * g->dilation_h - g->pad_h, off_w = j * g->dilation_w - g->pad_w;
+      // Output columns whose input column ow·sw + off_w lies in [0, in_w).
+      ptrdiff_t lo = off_w >= 0 ? 0 : (-off_w + sw - 1) / sw;
+      ptrdiff_t hi = in_w - off_w <= 0 ? 0 : (in_w - off_w + sw - 1) / sw;
+      if (lo > out_w) lo = out_w;
+      if (hi > out_w) hi = out_w;
+      if (hi < lo) hi = lo;
+      float *dst = panel + p * NR;
+      ptrdiff_t filled = 0, oh = oh0, ow = ow0;
+      while (filled < w) {
+        const ptrdiff_t run = out_w - ow < w - filled ? out_w - ow : w - filled;
+        const ptrdiff_t ih = oh * g->stride_h + off_h;
+        float *out = dst + filled - ow;  // out[ow'] for ow' in [ow, ow + run)
+        if (ih < 0 || ih >= g->in_h) {
+          for (ptrdiff_t t = ow; t < ow + run; t++) out[t] = 0.0f;
+        } else {
+          const float *src = plane + ih * in_w + off_w;  // src[ow'·sw]
+          const ptrdiff_t a = lo < ow ? ow : (lo > ow + run ? ow + run : lo);
+          const ptrdiff_t b = hi < a ? a : (hi > ow + run ? ow + run : hi);
+          for (ptrdiff_t t = ow; t < a; t++) out[t] = 0.0f;
+          if (sw == 1) {
+            for (ptrdiff_t t = a; t < b; t++) out[t] = src[t];
+          } else {
+            for (ptrdiff_t t = a; t < b; t++) out[t] = src[t * sw];
+          }
+          for (ptrdiff_t t = b; t < ow + run; t++) out[t] = 0.0f;
+        }
+        filled += run;
+        ow = 0;
+        oh++;
+      }
+      for (ptrdiff_t t = w; t < NR; t++) dst[t] = 0.0f;
+      if (++j == g->k_w) {
+        j = 0;
+        if (++i == g->k_h) {
+          i = 0;
+          ch++;
+        }
+      }
+    }
+  }
+}
+
+static void run_loops(
+  int isa, ptrdiff_t m, ptrdiff_t k, const float *packed_a, const rb_source *source, float *c, ptrdiff_t ldc,
+  const float *bias, int activation, float lo, float hi, ptrdiff_t row_begin, ptrdiff_t row_end,
   ptrdiff_t col_begin, ptrdiff_t col_end, float *workspace) {
-  (void)n;
-  if (isa != RB_GEMM_AVX512 && isa != RB_GEMM_AVX2) return;
   const rb_tile_fn tile = isa == RB_GEMM_AVX512 ? tile512_any : tile256_any;
-  const rb_pack_b_fn pack_b = isa == RB_GEMM_AVX512 ? pack_b512 : pack_b256;
   const ptrdiff_t MR = rb_gemm_mr(isa), NR = rb_gemm_nr(isa);
   float *packed_b = workspace;
   float *edge = workspace + RB_KC * RB_NC;  // MR×NR tile for columns past the end
@@ -277,7 +339,10 @@ void rb_gemm_run(
       const ptrdiff_t kc = k - pc < RB_KC ? k - pc : RB_KC;
       const int first = pc == 0, last = pc + kc == k;
       const int act = last ? activation : RB_ACT_NONE;
-      pack_b(kc, nc, b + pc * ldb + jc, ldb, packed_b);
+      if (source->conv)
+        pack_conv2d(source->conv, NR, pc, kc, jc, nc, packed_b);
+      else
+        source->pack_matrix(kc, nc, source->b + pc * source->ldb + jc, source->ldb, packed_b);
       for (ptrdiff_t ic = row_begin; ic < row_end; ic += RB_MC) {
         const ptrdiff_t ic_end = row_end - ic < RB_MC ? row_end : ic + RB_MC;
         for (ptrdiff_t jr = 0; jr < nc; jr += NR) {
@@ -303,6 +368,29 @@ void rb_gemm_run(
   }
 }
 
+void rb_gemm_run(
+  int isa, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *packed_a, const float *b, ptrdiff_t ldb, float *c,
+  ptrdiff_t ldc, const float *bias, int activation, float lo, float hi, ptrdiff_t row_begin, ptrdiff_t row_end,
+  ptrdiff_t col_begin, ptrdiff_t col_end, float *workspace) {
+  (void)n;
+  if (isa != RB_GEMM_AVX512 && isa != RB_GEMM_AVX2) return;
+  const rb_source source = {isa == RB_GEMM_AVX512 ? pack_b512 : pack_b256, b, ldb, NULL};
+  run_loops(
+    isa, m, k, packed_a, &source, c, ldc, bias, activation, lo, hi, row_begin, row_end, col_begin, col_end,
+    workspace);
+}
+
+void rb_gemm_run_conv2d(
+  int isa, ptrdiff_t m, ptrdiff_t k, const float *packed_a, const rb_conv2d_input *input, float *c, ptrdiff_t ldc,
+  const float *bias, int activation, float lo, float hi, ptrdiff_t row_begin, ptrdiff_t row_end,
+  ptrdiff_t col_begin, ptrdiff_t col_end, float *workspace) {
+  if (isa != RB_GEMM_AVX512 && isa != RB_GEMM_AVX2) return;
+  const rb_source source = {NULL, NULL, 0, input};
+  run_loops(
+    isa, m, k, packed_a, &source, c, ldc, bias, activation, lo, hi, row_begin, row_end, col_begin, col_end,
+    workspace);
+}
+
 #else  // not x86-64: no kernels; the runtime keeps to BLAS.
 
 int rb_gemm_isa(void) { return RB_GEMM_NONE; }
@@ -312,6 +400,13 @@ size_t rb_gemm_packed_a_count(int isa, ptrdiff_t m, ptrdiff_t k) { (void)isa; re
 size_t rb_gemm_workspace_count(int isa) { (void)isa; return 1; }
 void rb_gemm_pack_a(int isa, ptrdiff_t m, ptrdiff_t k, const float *a, ptrdiff_t lda, float *packed) {
   (void)isa; (void)m; (void)k; (void)a; (void)lda; (void)packed;
+}
+void rb_gemm_run_conv2d(
+  int isa, ptrdiff_t m, ptrdiff_t k, const float *packed_a, const rb_conv2d_input *input, float *c, ptrdiff_t ldc,
+  const float *bias, int activation, float lo, float hi, ptrdiff_t row_begin, ptrdiff_t row_end,
+  ptrdiff_t col_begin, ptrdiff_t col_end, float *workspace) {
+  (void)isa; (void)m; (void)k; (void)packed_a; (void)input; (void)c; (void)ldc; (void)bias; (void)activation;
+  (void)lo; (void)hi; (void)row_begin; (void)row_end; (void)col_begin; (void)col_end; (void)workspace;
 }
 void rb_gemm_run(
   int isa, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *packed_a, const float *b, ptrdiff_t ldb, float *c,

@@ -122,7 +122,8 @@ import Testing
 
   struct ConvCase: Sendable, CustomTestStringConvertible {
     let x: [Int], w: [Int], group: Int, strides: [Int], pads: [Int]
-    var testDescription: String { "x\(x) w\(w) g\(group) s\(strides) p\(pads)" }
+    var dilations: [Int]? = nil
+    var testDescription: String { "x\(x) w\(w) g\(group) s\(strides) p\(pads) d\(dilations ?? [])" }
   }
 
   /// Conv with a constant weight (packed) against the direct reference; output sizes of at least
@@ -134,18 +135,50 @@ import Testing
     ConvCase(x: [1, 40, 11, 11], w: [7, 40, 1, 1], group: 1, strides: [2, 2], pads: [0, 0, 0, 0]),
     ConvCase(x: [1, 64, 9, 9], w: [19, 64, 3, 3], group: 1, strides: [2, 1], pads: [1, 1, 1, 1]),
     ConvCase(x: [1, 3, 41], w: [5, 3, 4], group: 1, strides: [2], pads: [2, 1]),
+    ConvCase(x: [1, 3, 40], w: [7, 3, 3], group: 1, strides: [1], pads: [0, 3], dilations: [3]),
+    // K = 360 and N = 600 cross the K and N blocks (256, 512) inside a channel and an output row.
+    ConvCase(x: [1, 40, 30, 20], w: [13, 40, 3, 3], group: 1, strides: [1, 1], pads: [1, 1, 1, 1]),
+    ConvCase(x: [1, 4, 13, 17], w: [6, 2, 3, 3], group: 2, strides: [3, 2], pads: [2, 0, 1, 2], dilations: [1, 2]),
+    ConvCase(x: [2, 3, 23, 23], w: [8, 3, 7, 7], group: 1, strides: [2, 2], pads: [3, 3, 3, 3]),
+    ConvCase(x: [1, 5, 6, 40], w: [9, 5, 5, 1], group: 1, strides: [1, 1], pads: [4, 0, 4, 0], dilations: [2, 1]),
     ConvCase(x: [1, 2, 4, 5, 6], w: [3, 2, 2, 3, 2], group: 1, strides: [1, 1, 1], pads: [0, 1, 1, 1, 0, 0]),
   ])
   func convThroughPackedProduct(_ c: ConvCase) throws {
     let x = random(c.x, seed: 1)
     let w = random(c.w, seed: 2)
     let b = random([c.w[0]], seed: 3)
-    let rank = c.x.count - 2
-    let attributes: [Attribute] = [.int("group", c.group), .ints("strides", c.strides), .ints("pads", c.pads)]
+    let dilations = c.dilations ?? [Int](repeating: 1, count: c.x.count - 2)
+    let attributes: [Attribute] = [
+      .int("group", c.group), .ints("strides", c.strides), .ints("pads", c.pads), .ints("dilations", dilations),
+    ]
     let y = try runFloat("Conv", [x, nil, b], constants: [1: w], attributes: attributes)
-    let expected = referenceConv(
-      x, w, b, group: c.group, strides: c.strides, dilations: [Int](repeating: 1, count: rank), pads: c.pads)
+    let expected = referenceConv(x, w, b, group: c.group, strides: c.strides, dilations: dilations, pads: c.pads)
     #expect(y.count / (c.x[0] * c.w[0]) >= PackedGEMM.minimumColumns)
     expectClose(y, expected, tolerance: 1e-5)
+    // Every instruction set's tiles over the input packed straight from the image (first image and
+    // group), against the same reference.
+    let rank = c.x.count - 2
+    guard rank <= 2 else { return }
+    let (cg, mg) = (c.x[1] / c.group, c.w[0] / c.group)
+    let outSize = expected.shape[2...].reduce(1, *)
+    let geometry = WindowGeometry(
+      input: Array(c.x[2...]), kernel: Array(c.w[2...]), strides: c.strides, dilations: dilations,
+      padsBegin: Array(c.pads[..<rank]), padsEnd: Array(c.pads[rank...]), output: Array(expected.shape[2...]))
+    let want = Array(expected.scalars(as: Float.self)[0..<(mg * outSize)])
+    for isa in PackedGEMM.supported {
+      let packed = try #require(Conv.pack(w, group: c.group, isa: isa))
+      var got = [Float](repeating: .nan, count: mg * outSize)
+      x.withUnsafeBufferPointer(of: Float.self) { xp in
+        b.withUnsafeBufferPointer(of: Float.self) { bp in
+          got.withUnsafeMutableBufferPointer { yp in
+            let input = Conv.convolutionInput(xp.baseAddress!, cg, geometry)!
+            PackedGEMM.multiply(
+              packed, group: 0, n: outSize, b: input, c: yp.baseAddress!, ldc: outSize, bias: bp.baseAddress,
+              activation: nil, threads: 1)
+          }
+        }
+      }
+      expectClose(NDArray(got, shape: [mg, outSize]), want, shape: [mg, outSize], tolerance: 1e-5)
+    }
   }
 }

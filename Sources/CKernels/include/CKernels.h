@@ -55,6 +55,23 @@ void rb_gemm_run(
   ptrdiff_t ldc, const float *bias, int activation, float lo, float hi, ptrdiff_t row_begin, ptrdiff_t row_end,
   ptrdiff_t col_begin, ptrdiff_t col_end, float *workspace);
 
+/// A 2-D convolution's input (one image, one group's `channels` planes of in_h×in_w, NCHW) seen as
+/// its im2col matrix: row (c·k_h + i)·k_w + j, column oh·out_w + ow holds
+/// x[c, oh·stride_h − pad_h + i·dilation_h, ow·stride_w − pad_w + j·dilation_w], 0 in the padding.
+/// A 1-D convolution is one of height 1.
+typedef struct {
+  const float *x;
+  ptrdiff_t channels, in_h, in_w, out_h, out_w, k_h, k_w;
+  ptrdiff_t stride_h, stride_w, dilation_h, dilation_w, pad_h, pad_w;
+} rb_conv2d_input;
+
+/// `rb_gemm_run` with B the im2col matrix of `input` (k = channels·k_h·k_w, n = out_h·out_w),
+/// packed straight from the input: the im2col matrix is never written out.
+void rb_gemm_run_conv2d(
+  int isa, ptrdiff_t m, ptrdiff_t k, const float *packed_a, const rb_conv2d_input *input, float *c, ptrdiff_t ldc,
+  const float *bias, int activation, float lo, float hi, ptrdiff_t row_begin, ptrdiff_t row_end,
+  ptrdiff_t col_begin, ptrdiff_t col_end, float *workspace);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,3 +1,4 @@
+import CKernels
 import Graph
 import Linalg
 
@@ -115,15 +116,18 @@ struct Conv: Kernel {
     let pointwise =
       g.kernel.allSatisfy { $0 == 1 } && g.strides.allSatisfy { $0 == 1 }
       && g.padsBegin.allSatisfy { $0 == 0 } && g.padsEnd.allSatisfy { $0 == 0 }
-    if pointwise {
-      lowered(p, col: nil)
+    // The packed product makes the im2col matrix of a 1-D/2-D input as it packs it.
+    let packsInput = p.packed != nil && g.outputSize >= PackedGEMM.minimumColumns && g.rank <= 2
+    if pointwise || packsInput {
+      lowered(p, col: nil, packsInput: packsInput && !pointwise)
     } else {
-      withScratch(k * g.outputSize, of: Float.self) { lowered(p, col: $0) }
+      withScratch(k * g.outputSize, of: Float.self) { lowered(p, col: $0, packsInput: false) }
     }
   }
 
-  /// The products of `runLowered`; `col` is nil when the input already is the lowered matrix.
-  private static func lowered(_ p: Problem, col: UnsafeMutablePointer<Float>?) {
+  /// The products of `runLowered`; `col` is nil when the input already is the lowered matrix or
+  /// (`packsInput`) the packed product lowers it itself.
+  private static func lowered(_ p: Problem, col: UnsafeMutablePointer<Float>?, packsInput: Bool) {
     let g = p.geometry
     let (cg, mg) = (p.channels / p.group, p.outChannels / p.group)
     let (k, outSize, inSize) = (cg * g.kernelSize, g.outputSize, g.inputSize)
@@ -131,6 +135,13 @@ struct Conv: Kernel {
       for grp in 0..<p.group {
         let xg = p.x + (n * p.channels + grp * cg) * inSize
         let yg = p.y + (n * p.outChannels + grp * mg) * outSize
+        if packsInput, let packed = p.packed, let input = convolutionInput(xg, cg, g) {
+          let applied = PackedGEMM.multiply(
+            packed, group: grp, n: outSize, b: input, c: yg, ldc: outSize, bias: p.bias.map { $0 + grp * mg },
+            activation: p.activation, threads: p.threads)
+          if !applied { p.activation?.apply(yg, count: mg * outSize, threads: p.threads) }
+          continue
+        }
         let matrix: UnsafePointer<Float>
         if let col {
           Parallel.forEach(count: cg, threads: p.threads, grain: max(1, 4096 / max(g.kernelSize * outSize, 1))) { r in
@@ -156,6 +167,28 @@ struct Conv: Kernel {
         p.activation?.apply(yg, count: mg * outSize, threads: p.threads)
       }
     }
+  }
+}
+
+extension Conv {
+  /// The operand the packed product lowers itself: the input of a 1-D or 2-D convolution (a 1-D one
+  /// as height 1), or nil for other ranks.
+  static func convolutionInput(
+    _ x: UnsafePointer<Float>, _ channels: Int, _ g: WindowGeometry
+  ) -> PackedGEMM.Operand? {
+    guard g.rank == 1 || g.rank == 2 else { return nil }
+    let two = g.rank == 2
+    func axis(_ values: [Int], _ default: Int) -> (Int, Int) { two ? (values[0], values[1]) : (`default`, values[0]) }
+    let (inH, inW) = axis(g.input, 1)
+    let (outH, outW) = axis(g.output, 1)
+    let (kH, kW) = axis(g.kernel, 1)
+    let (sH, sW) = axis(g.strides, 1)
+    let (dH, dW) = axis(g.dilations, 1)
+    let (pH, pW) = axis(g.padsBegin, 0)
+    return .convolution(
+      rb_conv2d_input(
+        x: x, channels: channels, in_h: inH, in_w: inW, out_h: outH, out_w: outW, k_h: kH, k_w: kW, stride_h: sH,
+        stride_w: sW, dilation_h: dH, dilation_w: dW, pad_h: pH, pad_w: pW))
   }
 }
 

@@ -5,8 +5,9 @@ import Graph
 /// which kernels the system BLAS picks: `C = act(A·B + bias)` for a constant A packed once.
 ///
 /// A (a convolution's M/G×K weights per group) is packed when the kernel is built, in panels of
-/// `rowsPerTile` rows stored column by column; B (the im2col matrix, or the input itself for a 1×1
-/// convolution) is packed per call, block by block, into a scratch buffer; a register-blocked
+/// `rowsPerTile` rows stored column by column; B (the input itself for a 1×1 convolution, the
+/// im2col matrix of a 1-D or 2-D one, made straight from the input, or a stored im2col matrix for
+/// 3-D) is packed per call, block by block, into a scratch buffer; a register-blocked
 /// micro-kernel (AVX-512: 12×32 tiles in 24 zmm accumulators; AVX2+FMA: 6×16 in 12 ymm) makes each
 /// tile of C, starting from the bias and applying ReLU or Clip before the tile is stored. The
 /// instruction set is detected at run time; without AVX2+FMA (or off x86-64) `detected` is `.none`
@@ -56,12 +57,27 @@ enum PackedGEMM {
     func group(_ g: Int) -> UnsafePointer<Float> { UnsafePointer(storage + g * groupStride) }
   }
 
+  /// The right operand B (depth×n): a stored row-major matrix, or the im2col matrix of a 1-D/2-D
+  /// convolution's input, which the product packs straight from the input.
+  enum Operand {
+    case matrix(UnsafePointer<Float>, ldb: Int)
+    case convolution(rb_conv2d_input)
+  }
+
   /// `C[rows×n] ← act(A_g·B + bias)` for group `g` of `a`, B `depth`×n (row stride ldb), C row
   /// stride ldc; bias (rows floats) optional. Returns whether `activation` was applied (ReLU and
   /// Clip are, in the tile; the caller applies any other afterwards).
   @discardableResult
   static func multiply(
     _ a: PackedMatrix, group g: Int, n: Int, b: UnsafePointer<Float>, ldb: Int, c: UnsafeMutablePointer<Float>,
+    ldc: Int, bias: UnsafePointer<Float>?, activation: FusedActivation?, threads: Int
+  ) -> Bool {
+    multiply(a, group: g, n: n, b: .matrix(b, ldb: ldb), c: c, ldc: ldc, bias: bias, activation: activation, threads: threads)
+  }
+
+  @discardableResult
+  static func multiply(
+    _ a: PackedMatrix, group g: Int, n: Int, b operand: Operand, c: UnsafeMutablePointer<Float>,
     ldc: Int, bias: UnsafePointer<Float>?, activation: FusedActivation?, threads: Int
   ) -> Bool {
     let (code, lo, hi, applied): (Int32, Float, Float, Bool) =
@@ -76,9 +92,16 @@ enum PackedGEMM {
     let workspace = Int(rb_gemm_workspace_count(a.isa.rawValue))
     func run(rows: Range<Int>, columns: Range<Int>) {
       withScratch(workspace, of: Float.self) { w in
-        rb_gemm_run(
-          a.isa.rawValue, m, n, k, packed, b, ldb, c, ldc, bias, code, lo, hi, rows.lowerBound, rows.upperBound,
-          columns.lowerBound, columns.upperBound, w)
+        switch operand {
+        case .matrix(let b, let ldb):
+          rb_gemm_run(
+            a.isa.rawValue, m, n, k, packed, b, ldb, c, ldc, bias, code, lo, hi, rows.lowerBound, rows.upperBound,
+            columns.lowerBound, columns.upperBound, w)
+        case .convolution(var input):
+          rb_gemm_run_conv2d(
+            a.isa.rawValue, m, k, packed, &input, c, ldc, bias, code, lo, hi, rows.lowerBound, rows.upperBound,
+            columns.lowerBound, columns.upperBound, w)
+        }
       }
     }
     let (mr, nr) = (a.rowsPerTile, a.columnsPerTile)
