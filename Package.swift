@@ -35,7 +35,10 @@ let package = Package(
     .target(name: "Linalg", dependencies: [.target(name: "COpenBLAS", condition: .when(platforms: [.linux]))]),
     // zlib from the system (apt: zlib1g-dev): deflate for .npz archives.
     .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
-    .target(name: "Runtime", dependencies: ["Graph", "Linalg", "CZlib"]),
+    // The convolutions' own packed sgemm: C with x86 intrinsics (AVX-512, AVX2+FMA) chosen at run
+    // time; elsewhere it compiles to stubs and Conv keeps to BLAS.
+    .target(name: "CKernels"),
+    .target(name: "Runtime", dependencies: ["Graph", "Linalg", "CZlib", "CKernels"]),
     .executableTarget(
       name: "rebirth",
       dependencies: [

@@ -1,3 +1,4 @@
+import CKernels
 import Graph
 import Linalg
 
@@ -6,19 +7,38 @@ import Linalg
 ///
 /// Each group of each image is one sgemm, `Y_g[M/G, P] = W_g[M/G, C/G·K] · col[C/G·K, P]`, over
 /// the im2col lowering of the input (skipped for 1×1 stride-1 unpadded kernels, whose input already
-/// is that matrix). Depthwise convolutions (one input channel per group) of one or two spatial axes
+/// is that matrix): ``PackedGEMM`` on a constant weight packed when the kernel is built (bias and
+/// ReLU/Clip applied in its tiles), else `BLAS.sgemm`. Depthwise convolutions (one input channel per group) of one or two spatial axes
 /// take a direct path instead.
 struct Conv: Kernel {
   let window: WindowAttributes
   let group: Int
   /// The activation of a fused (`ai.rebirth`) Conv, applied to each block of output as it is made.
   let activation: FusedActivation?
+  /// A constant weight packed for ``PackedGEMM`` (each group's M/G×K block), when the processor
+  /// has its micro-kernels and the convolution takes the lowered path; nil otherwise (BLAS).
+  let packed: PackedGEMM.PackedMatrix?
 
   init(_ builder: KernelBuilder) throws {
     window = try WindowAttributes(builder, hasDilations: true, hasCeilMode: false)
     group = try builder.int("group", default: 1)
     activation = try FusedActivation.fused(builder)
     guard group >= 1 else { throw builder.attributeError("group", "must be positive, got \(group)") }
+    packed = try Self.pack(builder.constantInput(1), group: group, isa: PackedGEMM.detected)
+  }
+
+  /// The weight packed once for the lowered path, or nil: no micro-kernel, a weight that is not a
+  /// constant float32 array of a Conv's rank, groups that do not divide it, or a depthwise weight
+  /// (one input channel per group over at most two spatial axes: the direct path takes it).
+  static func pack(_ w: NDArray?, group: Int, isa: PackedGEMM.ISA) -> PackedGEMM.PackedMatrix? {
+    guard isa != .none, let w, w.dtype == .float, w.rank >= 3, w.count > 0 else { return nil }
+    let (outChannels, groupChannels) = (w.shape[0], w.shape[1])
+    guard outChannels % group == 0, !(groupChannels == 1 && w.rank - 2 <= 2) else { return nil }
+    let depth = w.count / outChannels
+    guard depth <= BLAS.maxDimension else { return nil }
+    return w.withUnsafeBufferPointer(of: Float.self) { wp in
+      PackedGEMM.PackedMatrix(isa: isa, wp.baseAddress!, groups: group, rows: outChannels / group, depth: depth)
+    }
   }
 
   func run(_ context: KernelContext) throws -> [NDArray] {
@@ -60,7 +80,8 @@ struct Conv: Kernel {
             let problem = Problem(
               x: xp.baseAddress!, w: wp.baseAddress!, bias: biasPointer, y: yp.baseAddress!, batch: batch,
               channels: channels, outChannels: outChannels, group: group, geometry: geometry,
-              threads: context.threadCount, activation: activation)
+              threads: context.threadCount, activation: activation,
+              packed: packed.flatMap { $0.rows * group == outChannels && $0.depth == kSize ? $0 : nil })
             if groupChannels == 1 && geometry.rank <= 2 {
               DepthwiseConv.run(problem)
             } else {
@@ -84,6 +105,8 @@ struct Conv: Kernel {
     let threads: Int
     /// Applied in place to each image-and-group (lowered) or plane (depthwise) of output once made.
     var activation: FusedActivation? = nil
+    /// The weight packed for ``PackedGEMM`` (lowered path), or nil for BLAS.
+    var packed: PackedGEMM.PackedMatrix? = nil
   }
 
   /// im2col + sgemm per image and group.
@@ -93,15 +116,18 @@ struct Conv: Kernel {
     let pointwise =
       g.kernel.allSatisfy { $0 == 1 } && g.strides.allSatisfy { $0 == 1 }
       && g.padsBegin.allSatisfy { $0 == 0 } && g.padsEnd.allSatisfy { $0 == 0 }
-    if pointwise {
-      lowered(p, col: nil)
+    // The packed product makes the im2col matrix of a 1-D/2-D input as it packs it.
+    let packsInput = p.packed != nil && g.outputSize >= PackedGEMM.minimumColumns && g.rank <= 2
+    if pointwise || packsInput {
+      lowered(p, col: nil, packsInput: packsInput && !pointwise)
     } else {
-      withScratch(k * g.outputSize, of: Float.self) { lowered(p, col: $0) }
+      withScratch(k * g.outputSize, of: Float.self) { lowered(p, col: $0, packsInput: false) }
     }
   }
 
-  /// The products of `runLowered`; `col` is nil when the input already is the lowered matrix.
-  private static func lowered(_ p: Problem, col: UnsafeMutablePointer<Float>?) {
+  /// The products of `runLowered`; `col` is nil when the input already is the lowered matrix or
+  /// (`packsInput`) the packed product lowers it itself.
+  private static func lowered(_ p: Problem, col: UnsafeMutablePointer<Float>?, packsInput: Bool) {
     let g = p.geometry
     let (cg, mg) = (p.channels / p.group, p.outChannels / p.group)
     let (k, outSize, inSize) = (cg * g.kernelSize, g.outputSize, g.inputSize)
@@ -109,6 +135,13 @@ struct Conv: Kernel {
       for grp in 0..<p.group {
         let xg = p.x + (n * p.channels + grp * cg) * inSize
         let yg = p.y + (n * p.outChannels + grp * mg) * outSize
+        if packsInput, let packed = p.packed, let input = convolutionInput(xg, cg, g) {
+          let applied = PackedGEMM.multiply(
+            packed, group: grp, n: outSize, b: input, c: yg, ldc: outSize, bias: p.bias.map { $0 + grp * mg },
+            activation: p.activation, threads: p.threads)
+          if !applied { p.activation?.apply(yg, count: mg * outSize, threads: p.threads) }
+          continue
+        }
         let matrix: UnsafePointer<Float>
         if let col {
           Parallel.forEach(count: cg, threads: p.threads, grain: max(1, 4096 / max(g.kernelSize * outSize, 1))) { r in
@@ -117,6 +150,13 @@ struct Conv: Kernel {
           matrix = UnsafePointer(col)
         } else {
           matrix = xg
+        }
+        if let packed = p.packed, outSize >= PackedGEMM.minimumColumns {
+          let applied = PackedGEMM.multiply(
+            packed, group: grp, n: outSize, b: matrix, ldb: outSize, c: yg, ldc: outSize,
+            bias: p.bias.map { $0 + grp * mg }, activation: p.activation, threads: p.threads)
+          if !applied { p.activation?.apply(yg, count: mg * outSize, threads: p.threads) }
+          continue
         }
         if let bias = p.bias {
           for m in 0..<mg { (yg + m * outSize).update(repeating: bias[grp * mg + m], count: outSize) }
@@ -127,6 +167,28 @@ struct Conv: Kernel {
         p.activation?.apply(yg, count: mg * outSize, threads: p.threads)
       }
     }
+  }
+}
+
+extension Conv {
+  /// The operand the packed product lowers itself: the input of a 1-D or 2-D convolution (a 1-D one
+  /// as height 1), or nil for other ranks.
+  static func convolutionInput(
+    _ x: UnsafePointer<Float>, _ channels: Int, _ g: WindowGeometry
+  ) -> PackedGEMM.Operand? {
+    guard g.rank == 1 || g.rank == 2 else { return nil }
+    let two = g.rank == 2
+    func axis(_ values: [Int], _ default: Int) -> (Int, Int) { two ? (values[0], values[1]) : (`default`, values[0]) }
+    let (inH, inW) = axis(g.input, 1)
+    let (outH, outW) = axis(g.output, 1)
+    let (kH, kW) = axis(g.kernel, 1)
+    let (sH, sW) = axis(g.strides, 1)
+    let (dH, dW) = axis(g.dilations, 1)
+    let (pH, pW) = axis(g.padsBegin, 0)
+    return .convolution(
+      rb_conv2d_input(
+        x: x, channels: channels, in_h: inH, in_w: inW, out_h: outH, out_w: outW, k_h: kH, k_w: kW, stride_h: sH,
+        stride_w: sW, dilation_h: dH, dilation_w: dW, pad_h: pH, pad_w: pW))
   }
 }
 
