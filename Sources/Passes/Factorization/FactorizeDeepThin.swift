@@ -32,15 +32,19 @@ public struct FactorizeDeepThin: Pass {
   public static let options: [PassOption] = [
     PassOption("rank", .int, default: "0", "the rank of every factorized layer's layout (0: from the budget)"),
     PassOption("layout", .string, default: "auto", "auto (the best of plain and near-square), plain, or square"),
+    PassOption("iterations", .int, default: "4", "alternating least-squares rounds for near-square layouts with calibration data"),
   ]
 
   let rank: Int
   let layout: String
+  let iterations: Int
 
   public init(options: PassOptions) throws(PassOptionError) {
     rank = options.int("rank")
     layout = options.string("layout")
+    iterations = options.int("iterations")
     guard rank >= 0 else { throw PassOptionError("factorize-deepthin.rank must be 0 or more") }
+    guard iterations >= 0 else { throw PassOptionError("factorize-deepthin.iterations must be 0 or more") }
     guard ["auto", "plain", "square"].contains(layout) else {
       throw PassOptionError("factorize-deepthin.layout is auto, plain or square, not '\(layout)'")
     }
@@ -108,15 +112,46 @@ public struct FactorizeDeepThin: Pass {
       outputError: fit.isWhitened ? error : nil
     ) { rewriter, fresh in
       let stats = fresh ?? statistics
-      let (x, w) = try factors(layer, shape, rank: r, statistics: fresh, fit: fit)
-      let rebuilt = shape.rebuild(x: x, w: w)
-      let approximation = layer.matrix(fromNodeLayout: rebuilt)
+      var (x, w) = try factors(layer, shape, rank: r, statistics: fresh, fit: fit)
+      var metrics = ["rank": Double(r), "layout_rows": Double(shape.rows), "layout_columns": Double(shape.columns)]
+      if !plain, let s = stats { (x, w) = refitted(layer, shape, x: x, w: w, statistics: s, metrics: &metrics) }
+      let approximation = layer.matrix(fromNodeLayout: shape.rebuild(x: x, w: w))
       try lower(layer, shape, x: x, w: w, &rewriter)
       return Candidate.Outcome(
         detail: detail, params: params, macs: macs, weightError: relativeWeightError(layer.matrix, approximation),
-        outputError: stats?.relativeOutputError(of: approximation),
-        metrics: ["rank": Double(r), "layout_rows": Double(shape.rows), "layout_columns": Double(shape.columns)])
+        outputError: stats?.relativeOutputError(of: approximation), metrics: metrics, approximation: approximation)
     }
+  }
+
+  /// The near-square factors refitted by alternating least squares on the calibration rows
+  /// (`DeepThinALS`), starting from the weight-only hard-impute fit: the round with the lowest
+  /// fitting-row error is kept, and only when it beats the start on the held-out rows too (on the
+  /// fitting rows when there are none). Records `fit_error_hard_impute`, `fit_error_als` (fitting
+  /// rows), `held_out_error_hard_impute`, `held_out_error_als` and `als` (1 kept, 0 not, −1 too
+  /// large to run: `DeepThinALS.maxRoundCost`).
+  private func refitted(
+    _ layer: EligibleLayer, _ shape: DeepThinLayout, x: Matrix, w: Matrix, statistics s: LayerStatistics,
+    metrics: inout [String: Double]
+  ) -> (Matrix, Matrix) {
+    guard iterations > 0, s.rows > 0 else { return (x, w) }
+    guard DeepThinALS.affordable(layout: shape, rank: x.columns, inputs: layer.inputs, outputs: layer.outputs) else {
+      metrics["als"] = -1
+      return (x, w)
+    }
+    let als = DeepThinALS(layout: shape, weight: layer.matrix, statistics: s, outputMajor: layer.isConv)
+    let fitted = als.refit(x: x, w: w, iterations: iterations) { s.relativeOutputError(of: $0) }
+    metrics["fit_error_hard_impute"] = fitted.startError
+    metrics["fit_error_als"] = fitted.error
+    var keep = fitted.error < fitted.startError
+    if keep, let held = s.heldOut {
+      let before = held.relativeOutputError(of: als.weight(x: x, w: w))
+      let after = held.relativeOutputError(of: als.weight(x: fitted.x, w: fitted.w))
+      metrics["held_out_error_hard_impute"] = before
+      metrics["held_out_error_als"] = after
+      keep = after < before
+    }
+    metrics["als"] = keep ? 1 : 0
+    return keep ? (fitted.x, fitted.w) : (x, w)
   }
 
   /// The factors: for the plain layout the (whitened) low-rank fit, else hard-impute SVD.
