@@ -10,6 +10,8 @@ import Runtime
 public struct Calibration: Sendable {
   public let fitting: [[String: NDArray]]
   public let heldOut: [[String: NDArray]]
+  /// Whether `heldOut` is disjoint from `fitting` (false with a single sample, which serves as both).
+  public let heldOutIsDisjoint: Bool
   /// Whether the samples are random numbers rather than real data (fits on them are poor; the
   /// report says so).
   public let isRandom: Bool
@@ -20,6 +22,7 @@ public struct Calibration: Sendable {
     let held = samples.count >= 2 ? max(1, samples.count / 4) : 0
     fitting = Array(samples.dropLast(held))
     heldOut = held > 0 ? Array(samples.suffix(held)) : samples
+    heldOutIsDisjoint = held > 0
     self.isRandom = isRandom
     self.source = source
   }

@@ -89,7 +89,7 @@ import Testing
     s.calibration = calibration("x", shape: [1, 12, 9, 9], samples: 8)
     let outcome = try runFactorization(FactorizeConv.self, options: ["energy": "0.8"], on: input, settings: s)
     let change = try #require(outcome.report.changes.first)
-    let hosvd = try #require(change.metrics["output_error_hosvd"]), refit = try #require(change.metrics["output_error"])
+    let hosvd = try #require(change.metrics["fit_error_hosvd"]), refit = try #require(change.metrics["fit_error"])
     #expect(refit < hosvd && change.metrics["refit"] == 1, "\(refit) vs \(hosvd)")
   }
 

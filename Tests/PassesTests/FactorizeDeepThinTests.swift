@@ -1,5 +1,6 @@
 import Graph
 import GraphTesting
+import Linalg
 import Runtime
 import Testing
 
@@ -77,6 +78,95 @@ import Testing
   ])
   func guards(_ name: String, _ body: String) throws {
     try assertNoRewrite(FactorizeDeepThin.self, options: ["rank": "2"], "\(header)\n\(body)")
+  }
+
+  // MARK: Calibration-aware fit (alternating least squares)
+
+  /// A 16-row-batch variant of `model` for calibration tests.
+  func batchModel(_ w: [Float]) -> String {
+    """
+    \(header)
+    g (float[16,64] x) => (float[16,96] y) <float[64,96] w = \(literal(w))> { y = MatMul(x, w) }
+    """
+  }
+
+  @Test func theCalibrationAwareFitRecoversADeepThinProduct() throws {
+    let layout = DeepThinLayout.candidates(rows: 64, columns: 96)[1]
+    let w = Array(lowRankMatrix(layout.rows, layout.columns, rank: 2).prefix(6144))
+    var settings = ApproximationSettings()
+    settings.calibration = calibration("x", shape: [16, 64], samples: 8, basis: 16)
+    let outcome = try runFactorization(
+      FactorizeDeepThin.self, options: ["rank": "2", "layout": "square"], on: batchModel(w), settings: settings)
+    let change = try #require(outcome.report.changes.first { $0.pass == FactorizeDeepThin.name })
+    #expect(change.description.contains("\(layout.rows)×\(layout.columns) rank 2"), "\(change.description)")
+    #expect(try #require(change.metrics["fit_error"]) < 1e-3, "\(change.metrics)")
+    #expect(try #require(change.metrics["output_error"]) < 1e-3, "\(change.metrics)")
+    #expect(try #require(change.metrics["held_out_rows"]) == 2 * 16)
+    #expect(change.metrics["params_after"] == Double(2 * (layout.rows + layout.columns)))
+    let expected = layout.padding > 0 ? ["MatMul", "Reshape", "Slice", "Reshape", "MatMul"] : ["MatMul", "Reshape", "MatMul"]
+    #expect(ops(outcome.model) == expected)
+    try expectSameOutputs(try Model(parsing: batchModel(w)), outcome.model, tolerance: 1e-3)
+  }
+
+  @Test func alternatingLeastSquaresBeatsTheWeightOnlyFitOnSkewedInputs() throws {
+    // A random weight and inputs in a 12-dimensional subspace: the output error over the factors
+    // is far below the weight-only (hard-impute) fit's, and never above it on the fitting rows.
+    let w = seededFloats(6144, seed: 41)
+    var settings = ApproximationSettings()
+    settings.calibration = calibration("x", shape: [16, 64], samples: 8, basis: 12)
+    let outcome = try runFactorization(
+      FactorizeDeepThin.self, options: ["rank": "4", "layout": "square", "iterations": "6"], on: batchModel(w), settings: settings)
+    let m = try #require(outcome.report.changes.first?.metrics)
+    let start = try #require(m["fit_error_hard_impute"]), als = try #require(m["fit_error_als"])
+    #expect(als < 0.7 * start, "ALS \(als) vs hard impute \(start)")
+    let fit = try #require(m["fit_error"])
+    #expect(m["als"] == 1 && abs(fit - als) < 1e-3, "\(m)")
+    // Held-out rows of the same distribution agree.
+    let heldALS = try #require(m["held_out_error_als"]), heldStart = try #require(m["held_out_error_hard_impute"])
+    #expect(heldALS < heldStart)
+  }
+
+  /// Statistics of a layer with weight `w` (d_in × d_out) on seeded inputs in a `basis`-dimensional subspace.
+  func statistics(_ w: Matrix, rows: Int, basis: Int) -> LayerStatistics {
+    let z = seededFloats(rows * basis, seed: 77), mix = seededFloats(basis * w.rows, seed: 78)
+    let x = Matrix(rows: rows, columns: basis, elements: z).multiplied(by: Matrix(rows: basis, columns: w.rows, elements: mix))
+    return LayerStatistics(inputs: x, targets: x.multiplied(by: w))
+  }
+
+  @Test(arguments: [false, true])
+  func eachRoundLowersTheFittingError(outputMajor: Bool) throws {
+    // From a perturbed start, on an exact DeepThin product: every round's error is at most the
+    // previous one's, and the fit gets close. `outputMajor` is a Conv's [M, C·k…] order, where a
+    // block of P holds several entries of one output column (the Hessian's off-diagonal terms).
+    let (dIn, dOut) = (48, 40)
+    let layout = DeepThinLayout.candidates(rows: outputMajor ? dOut : dIn, columns: outputMajor ? dIn : dOut)[1]
+    let xTrue = Matrix(rows: layout.rows, columns: 3, elements: seededFloats(layout.rows * 3, seed: 5))
+    let wTrue = Matrix(rows: 3, columns: layout.columns, elements: seededFloats(3 * layout.columns, seed: 6))
+    let flat = layout.rebuild(x: xTrue, w: wTrue)
+    let weight = outputMajor
+      ? Matrix(rows: dOut, columns: dIn, elements: flat).transposed : Matrix(rows: dIn, columns: dOut, elements: flat)
+    let s = statistics(weight, rows: 200, basis: 30)
+    let als = DeepThinALS(layout: layout, weight: weight, statistics: s, outputMajor: outputMajor)
+    #expect(s.relativeOutputError(of: als.weight(x: xTrue, w: wTrue)) < 1e-5)
+    var x = xTrue, w = wTrue
+    for k in x.elements.indices { x.elements[k] += 0.3 * seededFloats(x.elements.count, seed: 9)[k] }
+    for k in w.elements.indices { w.elements[k] += 0.3 * seededFloats(w.elements.count, seed: 10)[k] }
+    var errors = [s.relativeOutputError(of: als.weight(x: x, w: w))]
+    for _ in 0..<12 {
+      let step = als.refit(x: x, w: w, iterations: 1) { s.relativeOutputError(of: $0) }
+      (x, w) = (step.x, step.w)
+      errors.append(step.error)
+    }
+    #expect(zip(errors, errors.dropFirst()).allSatisfy { $1 <= $0 + 1e-6 }, "\(errors)")
+    #expect(errors.last! < 0.05 * errors.first!, "\(errors)")
+  }
+
+  @Test func iterationsMustNotBeNegative() {
+    var options = PassOptions(for: FactorizeDeepThin.self)
+    #expect(throws: PassOptionError.self) {
+      try options.set("iterations", "-1")
+      _ = try FactorizeDeepThin(options: options)
+    }
   }
 
   @Test func aRankThatSavesNothingIsNotApplied() throws {

@@ -155,9 +155,11 @@ import Testing
     s.calibration = calibration("x", shape: [8, 64], samples: 12, basis: 12)
     let outcome = try runFactorization(FactorizeKronecker.self, options: ["terms": "4"], on: input, settings: s)
     let change = try #require(outcome.report.changes.first)
-    let before = try #require(change.metrics["output_error_weight_fit"]), after = try #require(change.metrics["output_error_als"])
+    let before = try #require(change.metrics["fit_error_weight_fit"]), after = try #require(change.metrics["fit_error_als"])
     #expect(after < 0.8 * before, "ALS \(after) vs weight-only \(before)")
-    #expect(abs(try #require(change.metrics["output_error"]) - after) < 1e-3)
+    // Both on the fitting rows; output_error is on the held-out rows.
+    #expect(abs(try #require(change.metrics["fit_error"]) - after) < 1e-3)
+    #expect(try #require(change.metrics["held_out_rows"]) > 0 && change.metrics["output_error"] != nil)
   }
 
   // MARK: Guards

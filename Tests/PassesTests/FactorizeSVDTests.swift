@@ -93,6 +93,49 @@ import Testing
     #expect(try cal.outputError(of: whitened.model, against: original) < cal.outputError(of: plain.model, against: original))
   }
 
+  @Test func theReportedOutputErrorIsOnTheHeldOutRows() throws {
+    // One layer, so its held-out output error is the model's relative Frobenius error on the
+    // held-out samples, computed here independently; the fitting-row figure is fit_error.
+    let input = """
+      \(header)
+      g (float[16,64] x) => (float[16,96] y) <float[64,96] w = \(literal(seededFloats(64 * 96, seed: 23)))> { y = MatMul(x, w) }
+      """
+    var settings = ApproximationSettings()
+    settings.calibration = calibration("x", shape: [16, 64], samples: 8, basis: 12)
+    let outcome = try runFactorization(FactorizeSVD.self, options: ["rank": "8"], on: input, settings: settings)
+    let change = try #require(outcome.report.changes.first)
+    let cal = try #require(settings.calibration)
+    let original = try Session(model: try Model(parsing: input)), factorized = try Session(model: outcome.model)
+    var difference = 0.0, energy = 0.0
+    for feeds in cal.heldOut {
+      let a = try #require(try original.run(feeds)["y"]).scalars(as: Float.self)
+      let b = try #require(try factorized.run(feeds)["y"]).scalars(as: Float.self)
+      for (p, q) in zip(a, b) {
+        difference += Double(p - q) * Double(p - q)
+        energy += Double(p) * Double(p)
+      }
+    }
+    let expected = (difference / energy).squareRoot()
+    let reported = try #require(change.metrics["output_error"]), fit = try #require(change.metrics["fit_error"])
+    #expect(abs(reported - expected) <= 1e-3 * expected, "reported \(reported), measured \(expected)")
+    #expect(change.metrics["held_out_rows"] == Double(cal.heldOut.count * 16))
+    #expect(abs(fit - reported) > 1e-6, "fitting rows and held-out rows are different data")
+    #expect(change.description.contains("on held-out rows"), "\(change.description)")
+  }
+
+  @Test func withOneSampleTheOutputErrorIsOnTheFittingRows() throws {
+    let input = """
+      \(header)
+      g (float[16,64] x) => (float[16,96] y) <float[64,96] w = \(literal(seededFloats(64 * 96, seed: 23)))> { y = MatMul(x, w) }
+      """
+    var settings = ApproximationSettings()
+    settings.calibration = calibration("x", shape: [16, 64], samples: 1)
+    let outcome = try runFactorization(FactorizeSVD.self, options: ["rank": "8"], on: input, settings: settings)
+    let change = try #require(outcome.report.changes.first)
+    #expect(change.metrics["held_out_rows"] == 0 && change.metrics["output_error"] == change.metrics["fit_error"])
+    #expect(change.description.contains("on the fitting rows (no held-out samples)"), "\(change.description)")
+  }
+
   @Test func errorFallsAsTheBudgetGrows() throws {
     let input = """
       \(header)

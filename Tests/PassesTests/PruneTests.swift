@@ -84,8 +84,11 @@ import Testing
     s.calibration = calibration("x", shape: [8, 32], samples: 12, basis: 10)
     let aware = try runFactorization(Prune.self, options: ["sparsity": "0.5"], on: input, settings: s)
     let change = try #require(aware.report.changes.first)
-    let unrefitted = try #require(change.metrics["output_error_unrefitted"]), refitted = try #require(change.metrics["output_error"])
+    let unrefitted = try #require(change.metrics["fit_error_unrefitted"]), refitted = try #require(change.metrics["fit_error"])
     #expect(refitted < 0.5 * unrefitted, "\(refitted) vs \(unrefitted)")
+    // The reported output error is on the 3 held-out samples' rows.
+    #expect(change.metrics["held_out_rows"] == 3 * 8 && change.metrics["output_error"] != nil)
+    #expect(change.description.contains("on held-out rows"), "\(change.description)")
     #expect(change.metrics["sparsity"] == 0.5)
   }
 

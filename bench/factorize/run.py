@@ -308,6 +308,9 @@ def configure(rebirth, task, base, work, method, mode, budget, calib_npz, held_o
         cmd += ["--compression", f"{budget:g}"]
     if mode == "calib":
         cmd += ["--calibration", calib_npz]
+    for option in args.pass_option:
+        if option.startswith(method + "."):
+            cmd += ["--pass-option", option]
     if not args.no_verify:
         cmd += ["--verify"]
     start = time.monotonic()
@@ -469,6 +472,8 @@ def main() -> None:
     parser.add_argument("--plot", type=Path, help="write the error-against-size plot (PNG) here")
     parser.add_argument("--no-verify", action="store_true", help="skip --verify and the rebirth verify check")
     parser.add_argument("--keep", action="store_true", help="keep the optimized models in the work folder")
+    parser.add_argument("--pass-option", action="append", default=[],
+                        help="PASS.KEY=VALUE given to that method's runs (e.g. factorize-deepthin.layout=square)")
     args = parser.parse_args()
 
     rebirth = rebirth_binary()

@@ -37,7 +37,8 @@ import Linalg
 //                                      the driver: find, calibrate, allocate, then apply layer by
 //                                      layer in topological order, refitting each on inputs from
 //                                      the already-rewritten model; each change records
-//                                      params/macs before and after, weight_error, output_error.
+//                                      params/macs before and after, weight_error, fit_error (on
+//                                      the fitting rows), output_error (on the held-out rows).
 //                                      Layers an earlier factorize-* or prune change made or
 //                                      edited are left alone (no factorization of factors).
 
@@ -193,10 +194,13 @@ struct Candidate {
     var macs: Int
     /// ‖W − W'‖ / ‖W‖.
     var weightError: Double
-    /// ‖Y − X̂·W'‖ / ‖Y‖ on the calibration rows (nil without calibration).
+    /// ‖Y − X̂·W'‖ / ‖Y‖ on the fitting calibration rows (nil without calibration); the driver
+    /// adds the same on the held-out rows from `approximation`.
     var outputError: Double?
     /// Further measurements ("rank", "aux_rows", …).
     var metrics: [String: Double] = [:]
+    /// W' (d_in × d_out) as the rewritten layer computes it, for the driver's held-out error.
+    var approximation: Matrix? = nil
   }
 
   /// "svd", "svd-whitened", "deepthin", "kronecker"…
@@ -334,18 +338,22 @@ enum Factorization {
     for (i, layer) in layers.enumerated() {
       guard let c = chosen[i], rewriter.canRewrite, rewriter.graph.contains(layer.node.id) else { continue }
       // Inputs from the model rewritten so far, so earlier layers' errors are compensated.
-      let fresh = rewritten ? try LayerStatistics.collect(for: [layer], rewriter)?.first ?? nil : statistics?[i]
+      var fresh = rewritten ? try LayerStatistics.collect(for: [layer], rewriter)?.first ?? nil : statistics?[i]
+      // The held-out rows the reported output error is measured on (inputs from the same model).
+      if fresh != nil, let held = try LayerStatistics.collect(for: [layer], rewriter, heldOut: true)?.first ?? nil {
+        fresh?.heldOutRows = (held.inputs, held.targets)
+      }
       rewriter.beginChange(pattern)
       do {
         let outcome = try options[i][c].apply(&rewriter, fresh)
-        let metrics = report(outcome, of: layer)
+        let metrics = report(outcome, of: layer, heldOut: fresh?.heldOut)
         let text = "\(layer.label) (\(layer.shapeText)) factorized by \(options[i][c].method), \(outcome.detail)"
         guard savesCost(params: outcome.params, macs: outcome.macs, of: layer, requireMACSaving: requireMACSaving) else {
           rewriter.skipChange(text, reason: "it would not save parameters and MACs", metrics: metrics)
           continue
         }
         rewriter.recordMetrics(metrics)
-        rewriter.commitChange(text + ": \(layer.params) → \(outcome.params) parameters" + errorText(outcome))
+        rewriter.commitChange(text + ": \(layer.params) → \(outcome.params) parameters" + errorText(metrics))
         rewritten = true
       } catch {
         rewriter.rollBack(because: "\(layer.label): \(error)")
@@ -363,20 +371,39 @@ enum Factorization {
     return names
   }
 
-  private static func report(_ o: Candidate.Outcome, of layer: EligibleLayer) -> [String: Double] {
+  /// The change's metrics. With calibration, `fit_error` is the layer's relative output error on
+  /// the fitting rows (what the fit minimized) and `output_error` the same on the held-out rows
+  /// (`held_out_rows` of them), or on the fitting rows again when there are no held-out samples
+  /// (`held_out_rows` 0).
+  static func report(_ o: Candidate.Outcome, of layer: EligibleLayer, heldOut: LayerStatistics?) -> [String: Double] {
     var metrics = o.metrics
     metrics["params_before"] = Double(layer.params)
     metrics["params_after"] = Double(o.params)
     metrics["macs_before"] = Double(layer.macs)
     metrics["macs_after"] = Double(o.macs)
     metrics["weight_error"] = o.weightError
-    if let e = o.outputError { metrics["output_error"] = e }
+    if let e = o.outputError {
+      metrics["fit_error"] = e
+      if let h = heldOut, let w = o.approximation, h.rows > 0 {
+        metrics["output_error"] = h.relativeOutputError(of: w)
+        metrics["held_out_rows"] = Double(h.rows)
+      } else {
+        metrics["output_error"] = e
+        metrics["held_out_rows"] = 0
+      }
+    }
     return metrics
   }
 
-  private static func errorText(_ o: Candidate.Outcome) -> String {
-    var text = ", weight error \(formatted(o.weightError))"
-    if let e = o.outputError { text += ", output error \(formatted(e))" }
+  /// ", weight error 0.41, output error 0.12 on held-out rows (0.09 on the fitting rows)".
+  static func errorText(_ metrics: [String: Double]) -> String {
+    var text = ", weight error \(formatted(metrics["weight_error"] ?? .nan))"
+    guard let e = metrics["output_error"], let fit = metrics["fit_error"] else { return text }
+    if (metrics["held_out_rows"] ?? 0) > 0 {
+      text += ", output error \(formatted(e)) on held-out rows (\(formatted(fit)) on the fitting rows)"
+    } else {
+      text += ", output error \(formatted(e)) on the fitting rows (no held-out samples)"
+    }
     return text
   }
 

@@ -18,7 +18,7 @@ import Linalg
 /// `--compression` or `--max-error` the budget picks among the ranks of several energy levels
 /// instead. With calibration data (`refit`), the last 1×1 is refitted by least squares on the
 /// layer's patches (METHODS §5.3): U4ᵀ = argmin ‖Y − X̂·M12·U4ᵀ‖² + λ‖U4‖², M12 the first two convs
-/// as one linear map; kept only when it lowers the output error.
+/// as one linear map; kept only when it lowers the output error on the fitting rows.
 ///
 /// Cost: parameters S·R3 + k²·R3·R4 + R4·T against k²·S·T; MACs S·R3·H·W + (k²·R3·R4 + R4·T)·H'·W'.
 /// Conditions: Conv with group 1, a 2-D kernel larger than 1×1, auto_pad NOTSET, constant weight;
@@ -104,7 +104,7 @@ struct FactorizeConv: Pass {
         var candidate = tucker
         candidate.u4 = u4t.transposed
         let after = s.relativeOutputError(of: candidate.matrix())
-        metrics["output_error_hosvd"] = before
+        metrics["fit_error_hosvd"] = before
         if after < before {
           tucker = candidate
           outputError = after
@@ -117,7 +117,7 @@ struct FactorizeConv: Pass {
     try rewrite(layer, tucker, &rewriter)
     return Candidate.Outcome(
       detail: "ranks \(tucker.r3), \(tucker.r4)", params: tucker.params, macs: macs, weightError: error, outputError: outputError,
-      metrics: metrics)
+      metrics: metrics, approximation: tucker.matrix())
   }
 
   /// Inserts the 1×1 and k×k convs before the layer and turns the layer into the last 1×1.

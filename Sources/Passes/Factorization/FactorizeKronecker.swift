@@ -146,8 +146,8 @@ private struct KroneckerFitter {
       let (fitted, error) = KroneckerALS.refit(sum, inputs: s.inputs, targets: s.targets, iterations: iterations)
       sum = fitted
       let yNorm = Double(s.targets.frobeniusNorm)
-      metrics["output_error_weight_fit"] = yNorm > 0 ? Double(start) / yNorm : 0
-      metrics["output_error_als"] = error
+      metrics["fit_error_weight_fit"] = yNorm > 0 ? Double(start) / yNorm : 0
+      metrics["fit_error_als"] = error
     }
     var approx = sum.dense()
     var doping: KroneckerDoping?
@@ -168,7 +168,7 @@ private struct KroneckerFitter {
     if let d = doping { detail += ", \(d.entries) doped entries" }
     return Candidate.Outcome(
       detail: detail, params: sum.params + extra, macs: layer.positions * (split.macsPerRow(terms: terms) + extra),
-      weightError: weightError, outputError: statistics?.relativeOutputError(of: approx), metrics: metrics)
+      weightError: weightError, outputError: statistics?.relativeOutputError(of: approx), metrics: metrics, approximation: approx)
   }
 }
 

@@ -79,7 +79,8 @@ public struct FactorizeSVD: Pass {
         return Candidate.Outcome(
           detail: "rank \(r)", params: params, macs: layer.positions * params,
           weightError: relativeWeightError(layer.matrix, a: a, b: b),
-          outputError: measured?.relativeOutputError(a: a, b: b), metrics: ["rank": Double(r)])
+          outputError: measured?.relativeOutputError(a: a, b: b), metrics: ["rank": Double(r)],
+          approximation: a.multiplied(by: b))
       }
     }
   }

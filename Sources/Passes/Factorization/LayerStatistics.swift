@@ -9,6 +9,12 @@ import Runtime
 struct LayerStatistics {
   var inputs: Matrix
   var targets: Matrix
+  /// The same layer's rows on the held-out calibration samples, when the driver collected them
+  /// (`collect(…, heldOut: true)`): what the reported `output_error` is measured on.
+  var heldOutRows: (inputs: Matrix, targets: Matrix)? = nil
+
+  /// The held-out rows as statistics of their own (nil when there are none).
+  var heldOut: LayerStatistics? { heldOutRows.map { LayerStatistics(inputs: $0.inputs, targets: $0.targets) } }
 
   var rows: Int { inputs.rows }
   /// ‖Y‖².
@@ -56,10 +62,16 @@ struct LayerStatistics {
     }
   }
 
-  /// The statistics of each of `layers` from one calibration run (nil when the rewriter has no
-  /// calibration data; a layer's entry is nil when its activations cannot be read as rows).
-  static func collect(for layers: [EligibleLayer], _ rewriter: Rewriter, rowLimit: Int = 8192) throws -> [LayerStatistics?]? {
+  /// The statistics of each of `layers` from one calibration run on the fitting samples, or with
+  /// `heldOut` on the held-out ones (nil when the rewriter has no calibration data, or no held-out
+  /// samples disjoint from the fitting ones; a layer's entry is nil when its activations cannot be
+  /// read as rows).
+  static func collect(for layers: [EligibleLayer], _ rewriter: Rewriter, rowLimit: Int = 8192, heldOut: Bool = false) throws
+    -> [LayerStatistics?]?
+  {
     guard let calibration = rewriter.approximation.calibration, !calibration.fitting.isEmpty else { return nil }
+    guard !heldOut || calibration.heldOutIsDisjoint else { return nil }
+    let samples = heldOut ? calibration.heldOut : calibration.fitting
     let graph = rewriter.graph, original = rewriter.original.graph
     var current: [String] = [], reference: [String] = []
     for layer in layers {
@@ -70,9 +82,9 @@ struct LayerStatistics {
     current = Array(Set(current)).sorted()
     reference = Array(Set(reference)).sorted()
     let threads = rewriter.approximation.threads
-    let now = try calibration.activations(of: current, in: rewriter.model, on: calibration.fitting, threads: threads)
+    let now = try calibration.activations(of: current, in: rewriter.model, on: samples, threads: threads)
     let before = reference.isEmpty
-      ? [] : try calibration.activations(of: reference, in: rewriter.original, on: calibration.fitting, threads: threads)
+      ? [] : try calibration.activations(of: reference, in: rewriter.original, on: samples, threads: threads)
     return layers.map { layer in
       let x = graph[layer.node.input(0)!].name, y = graph[layer.node.output(0)!].name
       guard let xi = current.firstIndex(of: x) else { return nil }

@@ -15,7 +15,8 @@ import Linalg
 /// With calibration (`refit`), each output column's kept weights are refitted by ridge least
 /// squares on the layer's inputs X̂ (from the model rewritten so far) and the original outputs Y
 /// (METHODS §5.3): w_K = (X̂_Kᵀ X̂_K + δI)⁻¹ X̂_Kᵀ y_j, which can only lower the calibration error
-/// of that column. The cost is one Cholesky of |K| × |K| per output column.
+/// of that column. The cost is one Cholesky of |K| × |K| per output column. The report's
+/// `output_error` is measured on the held-out calibration rows, `fit_error` on the fitting rows.
 ///
 /// In ONNX the pruned weight stays dense (zeros in place), so the file does not shrink; the report
 /// gives the sparsity and the errors. The `.tmf` writer stores such a weight as CSR when that is
@@ -59,13 +60,14 @@ struct Prune: Pass {
     for (i, layer) in layers.enumerated() where masks[i].contains(false) {
       guard rewriter.canRewrite, rewriter.graph.contains(layer.node.id) else { continue }
       let fresh = rewritten && statistics != nil ? try LayerStatistics.collect(for: [layer], rewriter)?.first ?? nil : statistics?[i]
+      let held = fresh == nil ? nil : try LayerStatistics.collect(for: [layer], rewriter, heldOut: true)?.first ?? nil
       rewriter.beginChange("MagnitudePrune")
       var pruned = layer.matrix
       for k in pruned.elements.indices where !masks[i][k] { pruned.elements[k] = 0 }
       var metrics: [String: Double] = [:]
       if refit, let s = fresh {
         let before = s.relativeOutputError(of: pruned), candidate = Self.refitted(pruned, mask: masks[i], statistics: s)
-        metrics["output_error_unrefitted"] = before
+        metrics["fit_error_unrefitted"] = before
         if s.relativeOutputError(of: candidate) < before { pruned = candidate }
       }
       let value = rewriter.addInitializer(rewriter.graph[layer.weight].name + "_pruned", layer.weightTensor(from: pruned))
@@ -81,9 +83,19 @@ struct Prune: Pass {
       var text = "\(layer.label) (\(layer.shapeText)) pruned: \(zeros) of \(layer.params) weights zero"
       text += " (\(rounded(100 * Double(zeros) / Double(layer.params), 1))%), weight error \(rounded(weightError, 4))"
       if let s = fresh {
-        let e = s.relativeOutputError(of: pruned)
-        metrics["output_error"] = e
-        text += ", output error \(rounded(e, 4))"
+        // fit_error on the fitting rows (what the refit minimized), output_error on the held-out rows.
+        let fit = s.relativeOutputError(of: pruned)
+        metrics["fit_error"] = fit
+        if let h = held, h.rows > 0 {
+          let e = h.relativeOutputError(of: pruned)
+          metrics["output_error"] = e
+          metrics["held_out_rows"] = Double(h.rows)
+          text += ", output error \(rounded(e, 4)) on held-out rows (\(rounded(fit, 4)) on the fitting rows)"
+        } else {
+          metrics["output_error"] = fit
+          metrics["held_out_rows"] = 0
+          text += ", output error \(rounded(fit, 4)) on the fitting rows (no held-out samples)"
+        }
       }
       rewriter.recordMetrics(metrics)
       rewriter.commitChange(text)
