@@ -189,8 +189,8 @@ public enum ONNXExporter {
       var position = 0
       for (storage, offset) in layout.chunks {
         sink.appendZeros(offset - position)
-        sink.append(storage.bytes.baseAddress, storage.bytes.count)
-        position = offset + storage.bytes.count
+        sink.append(storage.storedBytes.baseAddress, storage.storedBytes.count)
+        position = offset + storage.count
       }
     }
   }

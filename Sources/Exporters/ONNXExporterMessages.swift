@@ -30,7 +30,7 @@ struct ExternalLayout {
     let offset = (size + alignment - 1) / alignment * alignment
     chunks.append((storage, offset))
     offsets[ObjectIdentifier(storage)] = offset
-    size = offset + storage.bytes.count
+    size = offset + storage.count
     return offset
   }
 }
@@ -331,20 +331,20 @@ final class MessageBuilder {
       )
     case .raw(let storage):
       retained.append(storage)
-      if var layout = external, storage.bytes.count >= layout.threshold {
+      if var layout = external, storage.count >= layout.threshold {
         let offset = layout.place(storage)
         external = layout
         let entries = [
           entry(key: "location", value: layout.location), entry(key: "offset", value: String(offset)),
-          entry(key: "length", value: String(storage.bytes.count)),
+          entry(key: "length", value: String(storage.count)),
         ]
         (p.pointee.n_external_data, p.pointee.external_data) = (entries.count, arena.array(entries))
         (p.pointee.has_data_location, p.pointee.data_location) = (1, ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL)
       } else {
-        let base = storage.bytes.baseAddress.map {
+        let base = storage.storedBytes.baseAddress.map {
           UnsafeMutablePointer(mutating: $0.assumingMemoryBound(to: UInt8.self))
         }
-        (p.pointee.has_raw_data, p.pointee.raw_data) = (1, ProtobufCBinaryData(len: storage.bytes.count, data: base))
+        (p.pointee.has_raw_data, p.pointee.raw_data) = (1, ProtobufCBinaryData(len: storage.count, data: base))
       }
     }
     return p

@@ -431,7 +431,7 @@ struct TMFLayout {
     let zeros = [UInt8](repeating: 0, count: TMF.dataAlignment)
     for (tensorOffset, tensor) in dataTensors {
       zeros.withUnsafeBytes { crc = tmfCRC32(UnsafeRawBufferPointer(rebasing: $0[0..<(tensorOffset - end)]), continuing: crc) }
-      crc = tmfCRC32(tensor.rawBytes, continuing: crc)
+      crc = tmfCRC32(tensor.storedBytes, continuing: crc)
       end = tensorOffset + tensor.byteCount
     }
     dataCRC = crc
@@ -491,7 +491,7 @@ struct TMFLayout {
     pad(to: dataOffset)
     for (tensorOffset, tensor) in dataTensors {
       pad(to: dataOffset + tensorOffset)
-      sink(tensor.rawBytes)
+      sink(tensor.storedBytes)
       position += tensor.byteCount
     }
   }

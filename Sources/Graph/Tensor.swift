@@ -7,28 +7,70 @@
 /// Immutable bytes that a constant tensor owns: little-endian element data as in `raw_data`.
 ///
 /// The storage may adopt a buffer allocated elsewhere (the ONNX importer hands over the buffers
-/// protobuf-c unpacked, so the weights of a large model are never copied) or copy bytes it is given.
+/// protobuf-c unpacked, or views into the mapped model file, so the weights of a large model are
+/// never copied) or copy bytes it is given. A view into a file can sit at any address: `bytes`
+/// is always aligned for its elements (a misaligned buffer is copied to an aligned one the first
+/// time `bytes` is read), while `storedBytes` is the buffer as given, for code that only moves
+/// or hashes bytes (the exporters, digests), which then never copies it.
 public final class TensorStorage: @unchecked Sendable {
-  public let bytes: UnsafeRawBufferPointer
+  /// The bytes as given: possibly not aligned.
+  public let storedBytes: UnsafeRawBufferPointer
   private let release: (@Sendable (UnsafeRawBufferPointer) -> Void)?
+  /// Set when `storedBytes` is misaligned: guards `alignedCopy`.
+  private let lock: UnsafeMutablePointer<pthread_mutex_t>?
+  private var alignedCopy: UnsafeMutableRawBufferPointer?
+
+  /// The alignment `bytes` guarantees (what malloc gives; enough for every element type).
+  public static let alignment = 16
 
   /// Adopts `bytes`; `release` is called once when the storage dies.
   public init(adopting bytes: UnsafeRawBufferPointer, release: (@Sendable (UnsafeRawBufferPointer) -> Void)?) {
-    self.bytes = bytes
+    self.storedBytes = bytes
     self.release = release
+    if let base = bytes.baseAddress, Int(bitPattern: base) % Self.alignment != 0 {
+      let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+      pthread_mutex_init(mutex, nil)
+      lock = mutex
+    } else {
+      lock = nil
+    }
   }
 
   /// Copies `source` into a new buffer.
   public convenience init(copying source: UnsafeRawBufferPointer) {
+    let memory = Self.alignedCopy(of: source)
+    self.init(adopting: UnsafeRawBufferPointer(memory)) { UnsafeRawBufferPointer(start: $0.baseAddress, count: 1).deallocate() }
+  }
+
+  /// The bytes, aligned to ``alignment``.
+  public var bytes: UnsafeRawBufferPointer {
+    guard let lock else { return storedBytes }
+    pthread_mutex_lock(lock)
+    defer { pthread_mutex_unlock(lock) }
+    if alignedCopy == nil { alignedCopy = Self.alignedCopy(of: storedBytes) }
+    return UnsafeRawBufferPointer(alignedCopy!)
+  }
+
+  /// The number of bytes.
+  public var count: Int { storedBytes.count }
+
+  private static func alignedCopy(of source: UnsafeRawBufferPointer) -> UnsafeMutableRawBufferPointer {
     let count = source.count
     let memory = UnsafeMutableRawBufferPointer.allocate(byteCount: max(count, 1), alignment: 64)
     if count > 0, let base = source.baseAddress {
       memory.baseAddress!.copyMemory(from: base, byteCount: count)
     }
-    self.init(adopting: UnsafeRawBufferPointer(rebasing: memory[0..<count])) { UnsafeRawBufferPointer(start: $0.baseAddress, count: 1).deallocate() }
+    return UnsafeMutableRawBufferPointer(rebasing: memory[0..<count])
   }
 
-  deinit { release?(bytes) }
+  deinit {
+    if let lock {
+      if let copy = alignedCopy { UnsafeRawBufferPointer(start: copy.baseAddress, count: 1).deallocate() }
+      pthread_mutex_destroy(lock)
+      lock.deallocate()
+    }
+    release?(storedBytes)
+  }
 }
 
 extension TensorStorage {
@@ -72,7 +114,7 @@ public struct Tensor: Sendable {
   /// A tensor over `storage`; fails if the byte count disagrees with the shape.
   public init?(dtype: DType, shape: [Int], storage: TensorStorage) {
     guard let count = checkedElementCount(shape), let bytes = dtype.byteCount(elements: count),
-      bytes == storage.bytes.count
+      bytes == storage.count
     else { return nil }
     self.dtype = dtype
     self.shape = shape
@@ -105,16 +147,23 @@ public struct Tensor: Sendable {
 
   public var elementCount: Int { checkedElementCount(shape) ?? 0 }
 
-  /// The raw element bytes (empty for string tensors).
+  /// The raw element bytes, aligned for the element type (empty for string tensors).
   public var rawBytes: UnsafeRawBufferPointer {
     if case .raw(let storage) = payload { return storage.bytes }
+    return UnsafeRawBufferPointer(start: nil, count: 0)
+  }
+
+  /// The raw element bytes as stored, possibly not aligned (see ``TensorStorage``): for code that
+  /// only moves or hashes bytes (empty for string tensors).
+  public var storedBytes: UnsafeRawBufferPointer {
+    if case .raw(let storage) = payload { return storage.storedBytes }
     return UnsafeRawBufferPointer(start: nil, count: 0)
   }
 
   /// Bytes the data occupies (for string tensors, the sum of the strings' lengths).
   public var byteCount: Int {
     switch payload {
-    case .raw(let storage): return storage.bytes.count
+    case .raw(let storage): return storage.count
     case .strings(let strings): return strings.reduce(0) { $0 + $1.count }
     }
   }
@@ -144,7 +193,7 @@ public struct Tensor: Sendable {
     withUnsafeBytes(of: dtype.rawValue.littleEndian) { $0.forEach(mix) }
     for dim in shape { withUnsafeBytes(of: Int64(dim).littleEndian) { $0.forEach(mix) } }
     switch payload {
-    case .raw(let storage): storage.bytes.forEach(mix)
+    case .raw(let storage): storage.storedBytes.forEach(mix)
     case .strings(let strings):
       for s in strings {
         withUnsafeBytes(of: Int64(s.count).littleEndian) { $0.forEach(mix) }
@@ -159,7 +208,7 @@ public struct Tensor: Sendable {
     guard dtype == other.dtype, shape == other.shape else { return false }
     switch (payload, other.payload) {
     case (.raw(let a), .raw(let b)):
-      return a === b || (a.bytes.count == b.bytes.count && a.bytes.elementsEqual(b.bytes))
+      return a === b || (a.count == b.count && a.storedBytes.elementsEqual(b.storedBytes))
     case (.strings(let a), .strings(let b)): return a == b
     default: return false
     }
@@ -255,7 +304,7 @@ extension Tensor {
     for dim in shape { mix(UInt64(bitPattern: Int64(dim))) }
     switch payload {
     case .raw(let storage):
-      let bytes = storage.bytes
+      let bytes = storage.storedBytes
       let words = bytes.count / 8
       for i in 0..<words { mix(bytes.loadUnaligned(fromByteOffset: i * 8, as: UInt64.self)) }
       var tail: UInt64 = 0

@@ -34,16 +34,34 @@ public struct ImportError: Error, CustomStringConvertible, Sendable {
 /// mutable C structure; convert it on the task that loaded it.
 public final class ONNXModelProto {
   /// The unpacked message. protobuf-c copied every string and bytes field out of
-  /// the file, so nothing here refers to the file's mapping.
+  /// the file, except the large `raw_data` of the main graph's initializers, which
+  /// may point into `file` (see RawDataViews.swift).
   public let pointer: UnsafeMutablePointer<Onnx__ModelProto>
+  /// The mapped file the views point into, if any.
+  let file: MappedModelFile?
+  /// The initializers whose `raw_data` points into `file`.
+  private let views: [RawDataView]
 
   /// Takes ownership of `pointer`, which must come from `onnx__model_proto__unpack`
   /// with the default allocator.
-  public init(owning pointer: UnsafeMutablePointer<Onnx__ModelProto>) {
+  public convenience init(owning pointer: UnsafeMutablePointer<Onnx__ModelProto>) {
+    self.init(owning: pointer, file: nil, views: [])
+  }
+
+  private init(owning pointer: UnsafeMutablePointer<Onnx__ModelProto>, file: MappedModelFile?, views: [RawDataView]) {
     self.pointer = pointer
+    self.file = file
+    self.views = views
   }
 
   deinit {
+    // Views still in the message (not taken by a tensor) belong to the mapping, not to protobuf-c.
+    if let file, let graph = pointer.pointee.graph {
+      for view in views where view.initializer < graph.pointee.n_initializer {
+        guard let tensor = graph.pointee.initializer[view.initializer] else { continue }
+        if file.contains(tensor.pointee.raw_data.data) { tensor.pointee.raw_data = ProtobufCBinaryData(len: 0, data: nil) }
+      }
+    }
     onnx__model_proto__free_unpacked(pointer, nil)
   }
 
@@ -56,8 +74,35 @@ public final class ONNXModelProto {
     path: String, depthLimit: Int = ProtoWire.defaultDepthLimit
   ) throws(ImportError) -> ONNXModelProto {
     let contents = try FileContents(path: path)
-    defer { contents.release() }
-    return try unpack(contents.bytes, path: path, depthLimit: depthLimit)
+    guard contents.mapped, let (skeleton, views) = RawDataViews.skeleton(of: contents.bytes) else {
+      defer { contents.release() }
+      return try unpack(contents.bytes, path: path, depthLimit: depthLimit)
+    }
+    let file = MappedModelFile(contents)
+    let unpacked = skeleton.withUnsafeBytes { bytes in
+      Result { () throws(ImportError) in try unpackMessage(bytes, path: path, depthLimit: depthLimit) }
+    }
+    // Errors are reported from the file itself (offsets in the skeleton would mislead).
+    guard case .success(let message) = unpacked else { return try unpack(file.bytes, path: path, depthLimit: depthLimit) }
+    // Point each emptied raw_data at its bytes in the file; if the unpacked message does not
+    // line up with the skeleton (it always should), unpack the file as it is instead.
+    guard let graph = message.pointee.graph,
+      views.allSatisfy({ view in
+        view.initializer < graph.pointee.n_initializer
+          && graph.pointee.initializer[view.initializer].map {
+            $0.pointee.has_raw_data != 0 && $0.pointee.raw_data.len == 0
+          } == true
+      })
+    else {
+      onnx__model_proto__free_unpacked(message, nil)
+      return try unpack(file.bytes, path: path, depthLimit: depthLimit)
+    }
+    for view in views {
+      let tensor = graph.pointee.initializer[view.initializer]!
+      let data = UnsafeMutableRawPointer(mutating: file.bytes.baseAddress!).advanced(by: view.offset)
+      tensor.pointee.raw_data = ProtobufCBinaryData(len: view.count, data: data.assumingMemoryBound(to: UInt8.self))
+    }
+    return ONNXModelProto(owning: message, file: file, views: views)
   }
 
   /// Checks and unpacks a serialized ModelProto held in memory. `path` only
@@ -66,6 +111,13 @@ public final class ONNXModelProto {
     _ bytes: UnsafeRawBufferPointer, path: String = "<memory>",
     depthLimit: Int = ProtoWire.defaultDepthLimit
   ) throws(ImportError) -> ONNXModelProto {
+    ONNXModelProto(owning: try unpackMessage(bytes, path: path, depthLimit: depthLimit))
+  }
+
+  /// `unpack`'s message, owned by the caller.
+  private static func unpackMessage(
+    _ bytes: UnsafeRawBufferPointer, path: String, depthLimit: Int
+  ) throws(ImportError) -> UnsafeMutablePointer<Onnx__ModelProto> {
     if bytes.isEmpty { throw ImportError(path: path, message: "empty file") }
     do {
       _ = try ProtoWire.maxMessageDepth(bytes, limit: depthLimit)
@@ -86,8 +138,24 @@ public final class ONNXModelProto {
     guard let model = onnx__model_proto__unpack(&allocator, bytes.count, base) else {
       throw ImportError(path: path, message: "not a valid ONNX protobuf")
     }
-    return ONNXModelProto(owning: model)
+    return model
   }
+}
+
+/// A mapped model file that tensors may point into: unmapped when the last of them dies.
+final class MappedModelFile: @unchecked Sendable {
+  private let contents: FileContents
+  var bytes: UnsafeRawBufferPointer { contents.bytes }
+
+  fileprivate init(_ contents: FileContents) { self.contents = contents }
+
+  /// Whether `pointer` points into the file.
+  func contains(_ pointer: UnsafeRawPointer?) -> Bool {
+    guard let pointer, let base = contents.bytes.baseAddress else { return false }
+    return pointer >= base && pointer < base + contents.bytes.count
+  }
+
+  deinit { contents.release() }
 }
 
 /// The bytes of a file: mapped when possible, else read into a heap buffer.
@@ -116,7 +184,14 @@ private struct FileContents {
       guard let size = Int(exactly: info.st_size) else {
         throw ImportError(path: path, message: "file too large")
       }
-      if let address = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0),
+      // Populated: the pages are mapped in one pass (they are read through anyway, by the
+      // unpacker or, for weights viewed in place, by the exporter), not fault by fault.
+      #if os(Linux)
+        let flags = MAP_PRIVATE | MAP_POPULATE
+      #else
+        let flags = MAP_PRIVATE
+      #endif
+      if let address = mmap(nil, size, PROT_READ, flags, fd, 0),
         address != UnsafeMutableRawPointer(bitPattern: -1)
       {
         bytes = UnsafeRawBufferPointer(start: address, count: size)

@@ -45,7 +45,9 @@ public enum ONNXImporter {
   public static func load(path: String) throws(ImportError) -> Model {
     let proto = try ONNXModelProto.load(path: path)
     defer { withExtendedLifetime(proto) {} }
-    return try ModelReader(path: path).model(proto.pointer)
+    let reader = ModelReader(path: path)
+    reader.mappedFile = proto.file
+    return try reader.model(proto.pointer)
   }
 
   /// Reads a serialized model held in memory. `path` labels errors and locates external data
@@ -74,6 +76,8 @@ final class ModelReader {
   var externalFiles: [String: ExternalFile] = [:]
   /// The model's folder with symlinks resolved; computed on first use.
   var resolvedFolder: String?
+  /// The mapped model file whose bytes large initializers may view instead of copies.
+  var mappedFile: MappedModelFile?
 
   init(path: String) { self.path = path }
 

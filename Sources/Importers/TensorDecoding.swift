@@ -52,7 +52,14 @@ extension ModelReader {
             "\(what): data length mismatch: raw_data holds \(p.raw_data.len) bytes, dims \(shape) of \(dtype) need \(byteCount)"
           )
         }
-        storage = adopt(p.raw_data.data, byteCount: byteCount)
+        if let file = mappedFile, file.contains(p.raw_data.data) {
+          // A view into the mapped file (RawDataViews.swift): the storage keeps the file mapped.
+          storage = TensorStorage(adopting: UnsafeRawBufferPointer(start: p.raw_data.data, count: byteCount)) { _ in
+            withExtendedLifetime(file) {}
+          }
+        } else {
+          storage = adopt(p.raw_data.data, byteCount: byteCount)
+        }
         proto.pointee.raw_data = ProtobufCBinaryData(len: 0, data: nil)
         proto.pointee.has_raw_data = 0
       } else {
