@@ -206,11 +206,12 @@ enum TensorText {
   }
 }
 
-/// SplitMix64: a small, fast, well-mixed generator for deterministic stand-in data.
-struct SplitMix64 {
+/// SplitMix64: a small, fast, well-mixed generator, the same sequence everywhere (deterministic
+/// stand-in data here; seeded inputs and tests elsewhere).
+public struct SplitMix64: RandomNumberGenerator, Sendable {
   private var state: UInt64
-  init(seed: UInt64) { state = seed }
-  mutating func next() -> UInt64 {
+  public init(seed: UInt64) { state = seed }
+  public mutating func next() -> UInt64 {
     state &+= 0x9E37_79B9_7F4A_7C15
     var z = state
     z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9

@@ -185,25 +185,15 @@ private struct IntegerBounds {
   }
 }
 
-/// SplitMix64, seeded from a seed and a name (FNV-1a).
-struct SplitMix64 {
-  private var state: UInt64
-
+extension SplitMix64 {
+  /// Seeded from a seed and a name (FNV-1a).
   init(seed: UInt64, name: String) {
     var hash: UInt64 = 0xCBF2_9CE4_8422_2325
     for byte in name.utf8 {
       hash ^= UInt64(byte)
       hash = hash &* 0x100_0000_01B3
     }
-    state = seed &* 0x9E37_79B9_7F4A_7C15 ^ hash
-  }
-
-  mutating func next() -> UInt64 {
-    state &+= 0x9E37_79B9_7F4A_7C15
-    var z = state
-    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-    return z ^ (z >> 31)
+    self.init(seed: seed &* 0x9E37_79B9_7F4A_7C15 ^ hash)
   }
 
   /// Uniform in (0, 1].

@@ -656,17 +656,6 @@ func temporaryFolder(_ label: String) throws -> String {
 // MARK: - Damaged files
 
 @Suite struct MutatedFiles {
-  /// A deterministic generator (SplitMix64), so a failure reproduces.
-  struct Mixer {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-      state &+= 0x9E37_79B9_7F4A_7C15
-      var z = state
-      z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-      z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-      return z ^ (z >> 31)
-    }
-  }
 
   /// Damaged copies of a fixture are either refused with an ImportError or imported into a graph
   /// that verifies and survives export and re-import unchanged; nothing traps.
@@ -675,7 +664,7 @@ func temporaryFolder(_ label: String) throws -> String {
     let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../fixtures")
       .standardized
     let original = try [UInt8](Data(contentsOf: folder.appendingPathComponent("\(fixture).onnx")))
-    var mixer = Mixer(state: UInt64(fixture.utf8.count) &* 7919)
+    var mixer = SplitMix64(seed: UInt64(fixture.utf8.count) &* 7919)  // deterministic: a failure reproduces
     var imported = 0
     for _ in 0..<400 {
       var damaged = original

@@ -1,5 +1,6 @@
 import CProtobufC
 import Foundation
+import Graph
 import ONNXProto
 import Testing
 
@@ -126,17 +127,6 @@ private func nestedGraphsModel(levels: Int, named: Bool = true) -> [UInt8] {
   }
 }
 
-/// Deterministic generator for the garbage tests.
-private struct SplitMix64: RandomNumberGenerator {
-  var state: UInt64
-  mutating func next() -> UInt64 {
-    state &+= 0x9E37_79B9_7F4A_7C15
-    var z = state
-    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-    return z ^ (z >> 31)
-  }
-}
 
 // MARK: - Depth counting
 
@@ -351,7 +341,7 @@ private struct SplitMix64: RandomNumberGenerator {
   }
 
   @Test func randomGarbageNeverTraps() throws {
-    var rng = SplitMix64(state: 0x5EED_0F_0DD1)
+    var rng = SplitMix64(seed: 0x5EED_0F_0DD1)
     var outcomes = (ok: 0, malformed: 0, tooDeep: 0)
     func run(_ bytes: [UInt8]) {
       switch result(bytes, limit: 20) {

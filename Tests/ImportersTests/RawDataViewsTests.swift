@@ -107,7 +107,7 @@ import Testing
     let bytes = try ONNXExporter.serialize(try Self.model())
     let path = FileManager.default.temporaryDirectory.appendingPathComponent("views-\(UUID().uuidString).onnx").path
     defer { try? FileManager.default.removeItem(atPath: path) }
-    var rng = SplitMix(seed: 42)
+    var rng = SplitMix64(seed: 42)
     for _ in 0..<300 {
       var damaged = bytes
       // Damage the structure, not the weights: positions in the first and last few hundred bytes.
@@ -136,18 +136,5 @@ import Testing
       v >>= 7
     }
     return out + [UInt8(v)]
-  }
-}
-
-/// A small seeded generator (SplitMix64).
-private struct SplitMix {
-  var state: UInt64
-  init(seed: UInt64) { state = seed }
-  mutating func next() -> UInt64 {
-    state &+= 0x9E37_79B9_7F4A_7C15
-    var z = state
-    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-    return z ^ (z >> 31)
   }
 }
