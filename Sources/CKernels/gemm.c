@@ -252,57 +252,175 @@ void rb_gemm_pack_a(int isa, ptrdiff_t m, ptrdiff_t k, const float *a, ptrdiff_t
   }
 }
 
-// Packs columns [jc, jc + nc) of rows [pc, pc + kc) of the im2col matrix of `g` into panels of NR
-// columns (k-major, zero-padded), as `pack_b512`/`pack_b256` do for a stored matrix. Each panel
-// row is a few runs along output rows: zeros where the tap falls in the padding, else a copy
-// (strided for stride_w > 1) of the input row.
-static void pack_conv2d(
-  const rb_conv2d_input *g, ptrdiff_t NR, ptrdiff_t pc, ptrdiff_t kc, ptrdiff_t jc, ptrdiff_t nc, float *packed) {
+// MARK: Packing a convolution's input
+//
+// `pack_conv2d_512`/`_256` pack columns [jc, jc + nc) of rows [pc, pc + kc) of the im2col matrix
+// of `g` into panels of NR columns (k-major, zero-padded), as `pack_b512`/`pack_b256` do for a
+// stored matrix. A panel's columns are a few runs along output rows (`rb_conv_run`, the same for
+// every row of the block); a row of the block is one tap (channel, i, j) of the kernel
+// (`rb_conv_row`). Each run of each row is one masked vector load per 16 (8) output columns: lanes
+// whose input column or row falls in the padding are masked off and read as zero, so copies and
+// zeros are one instruction; stride 2 loads two vectors and keeps the even lanes, larger strides
+// gather.
+
+// Row p of the block: tap (ch, i, j) of the kernel.
+typedef struct {
+  ptrdiff_t plane;         // offset of channel ch's plane in x
+  ptrdiff_t off_h, off_w;  // input row and column the tap reads for output (0, 0)
+  ptrdiff_t lo, hi;        // output columns whose input column ow·stride_w + off_w is inside the row
+} rb_conv_row;
+
+// A run of a panel: output columns [ow, ow + len) of output row oh, at panel column `filled`.
+typedef struct {
+  ptrdiff_t filled, oh, ow, len;
+} rb_conv_run;
+
+static void conv_rows(const rb_conv2d_input *g, ptrdiff_t pc, ptrdiff_t kc, rb_conv_row *rows) {
   const ptrdiff_t taps = g->k_h * g->k_w, sw = g->stride_w, out_w = g->out_w, in_w = g->in_w;
+  ptrdiff_t ch = pc / taps, i = pc % taps / g->k_w, j = pc % g->k_w;
+  for (ptrdiff_t p = 0; p < kc; p++) {
+    const ptrdiff_t off_w = j * g->dilation_w - g->pad_w;
+    ptrdiff_t lo = off_w >= 0 ? 0 : (-off_w + sw - 1) / sw;
+    ptrdiff_t hi = in_w - off_w <= 0 ? 0 : (in_w - off_w + sw - 1) / sw;
+    if (lo > out_w) lo = out_w;
+    if (hi > out_w) hi = out_w;
+    if (hi < lo) hi = lo;
+    rows[p] = (rb_conv_row){ch * g->in_h * in_w, i * g->dilation_h - g->pad_h, off_w, lo, hi};
+    if (++j == g->k_w) {
+      j = 0;
+      if (++i == g->k_h) {
+        i = 0;
+        ch++;
+      }
+    }
+  }
+}
+
+// The runs of the w columns starting at column `col` of the im2col matrix; returns their count.
+static int conv_runs(const rb_conv2d_input *g, ptrdiff_t col, ptrdiff_t w, rb_conv_run *runs) {
+  int count = 0;
+  ptrdiff_t filled = 0, oh = col / g->out_w, ow = col % g->out_w;
+  while (filled < w) {
+    const ptrdiff_t len = g->out_w - ow < w - filled ? g->out_w - ow : w - filled;
+    runs[count++] = (rb_conv_run){filled, oh, ow, len};
+    filled += len;
+    ow = 0;
+    oh++;
+  }
+  return count;
+}
+
+// The lanes of the chunk of a run starting at output column t0 (n lanes) that read inside the
+// input: [first, end) of 0..<n.
+#define RB_CHUNK_LANES(a, b, t0, n, first, end) \
+  ptrdiff_t first = (a) - (t0), end = (b) - (t0); \
+  if (first < 0) first = 0; \
+  if (end > (n)) end = (n); \
+  if (end < first) end = first;
+
+// Bits [lo, hi) of a 32-bit mask (0 <= lo, hi <= 32).
+static inline unsigned rb_bits(ptrdiff_t lo, ptrdiff_t hi) {
+  if (lo >= hi) return 0;
+  const unsigned upper = hi >= 32 ? ~0u : (1u << hi) - 1;
+  return upper & ~((1u << lo) - 1);
+}
+
+static RB_AVX512 void pack_conv2d_512(
+  const rb_conv2d_input *g, ptrdiff_t pc, ptrdiff_t kc, ptrdiff_t jc, ptrdiff_t nc, float *packed,
+  rb_conv_row *rows) {
+  enum { NR = 32 };
+  conv_rows(g, pc, kc, rows);
+  const ptrdiff_t sw = g->stride_w, sh = g->stride_h, in_h = g->in_h, in_w = g->in_w;
+  const __m512 zero = _mm512_setzero_ps();
+  const __m512i evens = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i strided = _mm512_mullo_epi32(
+    _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_epi32((int)sw));
+  rb_conv_run runs[NR];
   for (ptrdiff_t q0 = 0; q0 < nc; q0 += NR) {
     const ptrdiff_t w = nc - q0 < NR ? nc - q0 : NR;
-    const ptrdiff_t oh0 = (jc + q0) / out_w, ow0 = (jc + q0) % out_w;
-    float *panel = packed + q0 * kc;
-    ptrdiff_t ch = pc / taps, i = pc % taps / g->k_w, j = pc % g->k_w;
-    for (ptrdiff_t p = 0; p < kc; p++) {
-      const float *plane = g->x + ch * g->in_h * in_w;
-      const ptrdiff_t off_h = i * g->dilation_h - g->pad_h, off_w = j * g->dilation_w - g->pad_w;
-      // Output columns whose input column ow·sw + off_w lies in [0, in_w).
-      ptrdiff_t lo = off_w >= 0 ? 0 : (-off_w + sw - 1) / sw;
-      ptrdiff_t hi = in_w - off_w <= 0 ? 0 : (in_w - off_w + sw - 1) / sw;
-      if (lo > out_w) lo = out_w;
-      if (hi > out_w) hi = out_w;
-      if (hi < lo) hi = lo;
-      float *dst = panel + p * NR;
-      ptrdiff_t filled = 0, oh = oh0, ow = ow0;
-      while (filled < w) {
-        const ptrdiff_t run = out_w - ow < w - filled ? out_w - ow : w - filled;
-        const ptrdiff_t ih = oh * g->stride_h + off_h;
-        float *out = dst + filled - ow;  // out[ow'] for ow' in [ow, ow + run)
-        if (ih < 0 || ih >= g->in_h) {
-          for (ptrdiff_t t = ow; t < ow + run; t++) out[t] = 0.0f;
-        } else {
-          const float *src = plane + ih * in_w + off_w;  // src[ow'·sw]
-          const ptrdiff_t a = lo < ow ? ow : (lo > ow + run ? ow + run : lo);
-          const ptrdiff_t b = hi < a ? a : (hi > ow + run ? ow + run : hi);
-          for (ptrdiff_t t = ow; t < a; t++) out[t] = 0.0f;
-          if (sw == 1) {
-            for (ptrdiff_t t = a; t < b; t++) out[t] = src[t];
-          } else {
-            for (ptrdiff_t t = a; t < b; t++) out[t] = src[t * sw];
-          }
-          for (ptrdiff_t t = b; t < ow + run; t++) out[t] = 0.0f;
-        }
-        filled += run;
-        ow = 0;
-        oh++;
+    const int count = conv_runs(g, jc + q0, w, runs);
+    float *dst = packed + q0 * kc;
+    for (ptrdiff_t p = 0; p < kc; p++, dst += NR) {
+      const rb_conv_row r = rows[p];
+      if (w < NR) {
+        _mm512_storeu_ps(dst, zero);
+        _mm512_storeu_ps(dst + 16, zero);
       }
-      for (ptrdiff_t t = w; t < NR; t++) dst[t] = 0.0f;
-      if (++j == g->k_w) {
-        j = 0;
-        if (++i == g->k_h) {
-          i = 0;
-          ch++;
+      for (int u = 0; u < count; u++) {
+        const rb_conv_run run = runs[u];
+        const ptrdiff_t ih = run.oh * sh + r.off_h;
+        const int inside = ih >= 0 && ih < in_h;
+        // src[t·sw] is the input under output column t of this run's row.
+        const float *src = inside ? g->x + r.plane + ih * in_w + r.off_w : g->x;
+        for (ptrdiff_t c = 0; c < run.len; c += 16) {
+          const ptrdiff_t n = run.len - c < 16 ? run.len - c : 16, t0 = run.ow + c;
+          RB_CHUNK_LANES(r.lo, r.hi, t0, n, first, end)
+          const __mmask16 valid = (__mmask16)(inside ? rb_bits(first, end) : 0);
+          __m512 v = zero;
+          if (valid) {
+            if (sw == 1) {
+              v = _mm512_maskz_loadu_ps(valid, src + t0);
+            } else if (sw == 2) {
+              // Lanes [2·first, 2·end − 1) of the 32 floats from src + 2·t0; the even ones.
+              const unsigned m = rb_bits(2 * first, 2 * end - 1);
+              const __m512 even = _mm512_maskz_loadu_ps((__mmask16)(m & 0xFFFF), src + 2 * t0);
+              const __m512 odd = _mm512_maskz_loadu_ps((__mmask16)(m >> 16), src + 2 * t0 + 16);
+              v = _mm512_permutex2var_ps(even, evens, odd);
+            } else {
+              v = _mm512_mask_i32gather_ps(zero, valid, strided, src + t0 * sw, 4);
+            }
+          }
+          _mm512_mask_storeu_ps(dst + run.filled + c, (__mmask16)rb_bits(0, n), v);
+        }
+      }
+    }
+  }
+}
+
+static RB_AVX2 void pack_conv2d_256(
+  const rb_conv2d_input *g, ptrdiff_t pc, ptrdiff_t kc, ptrdiff_t jc, ptrdiff_t nc, float *packed,
+  rb_conv_row *rows) {
+  enum { NR = 16 };
+  conv_rows(g, pc, kc, rows);
+  const ptrdiff_t sw = g->stride_w, sh = g->stride_h, in_h = g->in_h, in_w = g->in_w;
+  const __m256 zero = _mm256_setzero_ps();
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  const __m256i strided = _mm256_mullo_epi32(lane, _mm256_set1_epi32((int)sw));
+  rb_conv_run runs[NR];
+  for (ptrdiff_t q0 = 0; q0 < nc; q0 += NR) {
+    const ptrdiff_t w = nc - q0 < NR ? nc - q0 : NR;
+    const int count = conv_runs(g, jc + q0, w, runs);
+    float *dst = packed + q0 * kc;
+    for (ptrdiff_t p = 0; p < kc; p++, dst += NR) {
+      const rb_conv_row r = rows[p];
+      if (w < NR) {
+        _mm256_storeu_ps(dst, zero);
+        _mm256_storeu_ps(dst + 8, zero);
+      }
+      for (int u = 0; u < count; u++) {
+        const rb_conv_run run = runs[u];
+        const ptrdiff_t ih = run.oh * sh + r.off_h;
+        const int inside = ih >= 0 && ih < in_h;
+        const float *src = inside ? g->x + r.plane + ih * in_w + r.off_w : g->x;
+        for (ptrdiff_t c = 0; c < run.len; c += 8) {
+          const ptrdiff_t n = run.len - c < 8 ? run.len - c : 8, t0 = run.ow + c;
+          RB_CHUNK_LANES(r.lo, r.hi, t0, n, first, end)
+          if (!inside) end = first;
+          // Lanes first <= l < end: l > first − 1 and end > l.
+          const __m256i valid = _mm256_and_si256(
+            _mm256_cmpgt_epi32(lane, _mm256_set1_epi32((int)first - 1)),
+            _mm256_cmpgt_epi32(_mm256_set1_epi32((int)end), lane));
+          __m256 v = zero;
+          if (first < end) {
+            if (sw == 1)
+              v = _mm256_maskload_ps(src + t0, valid);
+            else
+              v = _mm256_mask_i32gather_ps(zero, src + t0 * sw, strided, _mm256_castsi256_ps(valid), 4);
+          }
+          if (n == 8)
+            _mm256_storeu_ps(dst + run.filled + c, v);
+          else
+            _mm256_maskstore_ps(dst + run.filled + c, _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), lane), v);
         }
       }
     }
@@ -317,6 +435,7 @@ static void run_loops(
   const ptrdiff_t MR = rb_gemm_mr(isa), NR = rb_gemm_nr(isa);
   float *packed_b = workspace;
   float *edge = workspace + RB_KC * RB_NC;  // MR×NR tile for columns past the end
+  rb_conv_row rows[RB_KC];                  // the taps of a block's rows (convolution input)
   if (row_end > m) row_end = m;
   if (k == 0) {
     // No products: C = act(bias).
@@ -339,8 +458,10 @@ static void run_loops(
       const ptrdiff_t kc = k - pc < RB_KC ? k - pc : RB_KC;
       const int first = pc == 0, last = pc + kc == k;
       const int act = last ? activation : RB_ACT_NONE;
-      if (source->conv)
-        pack_conv2d(source->conv, NR, pc, kc, jc, nc, packed_b);
+      if (source->conv && isa == RB_GEMM_AVX512)
+        pack_conv2d_512(source->conv, pc, kc, jc, nc, packed_b, rows);
+      else if (source->conv)
+        pack_conv2d_256(source->conv, pc, kc, jc, nc, packed_b, rows);
       else
         source->pack_matrix(kc, nc, source->b + pc * source->ldb + jc, source->ldb, packed_b);
       for (ptrdiff_t ic = row_begin; ic < row_end; ic += RB_MC) {
