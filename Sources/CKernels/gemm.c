@@ -252,57 +252,180 @@ void rb_gemm_pack_a(int isa, ptrdiff_t m, ptrdiff_t k, const float *a, ptrdiff_t
   }
 }
 
-// Packs columns [jc, jc + nc) of rows [pc, pc + kc) of the im2col matrix of `g` into panels of NR
-// columns (k-major, zero-padded), as `pack_b512`/`pack_b256` do for a stored matrix. Each panel
-// row is a few runs along output rows: zeros where the tap falls in the padding, else a copy
-// (strided for stride_w > 1) of the input row.
-static void pack_conv2d(
-  const rb_conv2d_input *g, ptrdiff_t NR, ptrdiff_t pc, ptrdiff_t kc, ptrdiff_t jc, ptrdiff_t nc, float *packed) {
+// MARK: Packing a convolution's input
+//
+// `pack_conv2d_512`/`_256` pack columns [jc, jc + nc) of rows [pc, pc + kc) of the im2col matrix
+// of `g` into panels of NR columns (k-major, zero-padded), as `pack_b512`/`pack_b256` do for a
+// stored matrix. A panel's columns are a few runs along output rows (`rb_conv_run`); row p of the
+// block is tap (i, j) of channel ch, p + pc = (ch·k_h + i)·k_w + j. The loops go tap by tap, run
+// by run, 16 (8) columns at a time, and innermost over the channels: every channel of a tap reads
+// the same columns, so the lanes in the padding (masked off, read as zero: copies and zeros are
+// one masked load) are worked out once per tap and chunk, and the channel loop is a load and a
+// store. Stride 2 loads two vectors and keeps the even lanes; larger strides gather.
+
+// A run of a panel: output columns [ow, ow + len) of output row oh, at panel column `filled`.
+typedef struct {
+  ptrdiff_t filled, oh, ow, len;
+} rb_conv_run;
+
+// The runs of the w columns starting at column `col` of the im2col matrix; returns their count.
+static int conv_runs(const rb_conv2d_input *g, ptrdiff_t col, ptrdiff_t w, rb_conv_run *runs) {
+  int count = 0;
+  ptrdiff_t filled = 0, oh = col / g->out_w, ow = col % g->out_w;
+  while (filled < w) {
+    const ptrdiff_t len = g->out_w - ow < w - filled ? g->out_w - ow : w - filled;
+    runs[count++] = (rb_conv_run){filled, oh, ow, len};
+    filled += len;
+    ow = 0;
+    oh++;
+  }
+  return count;
+}
+
+// Tap `t` (i, j) of a block starting at row pc: its first row p0 in the block and that row's
+// channel, the input row and column it reads for output (0, 0), and the output columns [lo, hi)
+// whose input column ow·stride_w + off_w is inside the input row.
+typedef struct {
+  ptrdiff_t p0, ch0, off_h, off_w, lo, hi;
+} rb_conv_tap;
+
+static rb_conv_tap conv_tap(const rb_conv2d_input *g, ptrdiff_t pc, ptrdiff_t t) {
   const ptrdiff_t taps = g->k_h * g->k_w, sw = g->stride_w, out_w = g->out_w, in_w = g->in_w;
+  rb_conv_tap r;
+  r.p0 = ((t - pc % taps) % taps + taps) % taps;
+  r.ch0 = (pc + r.p0) / taps;
+  r.off_h = t / g->k_w * g->dilation_h - g->pad_h;
+  r.off_w = t % g->k_w * g->dilation_w - g->pad_w;
+  r.lo = r.off_w >= 0 ? 0 : (-r.off_w + sw - 1) / sw;
+  r.hi = in_w - r.off_w <= 0 ? 0 : (in_w - r.off_w + sw - 1) / sw;
+  if (r.lo > out_w) r.lo = out_w;
+  if (r.hi > out_w) r.hi = out_w;
+  if (r.hi < r.lo) r.hi = r.lo;
+  return r;
+}
+
+// The lanes of the chunk of a run starting at output column t0 (n lanes) that read inside the
+// input row: [first, end) of 0..<n.
+#define RB_CHUNK_LANES(a, b, t0, n, first, end) \
+  ptrdiff_t first = (a) - (t0), end = (b) - (t0); \
+  if (first < 0) first = 0; \
+  if (end > (n)) end = (n); \
+  if (end < first) end = first;
+
+// Bits [lo, hi) of a 32-bit mask (0 <= lo, hi <= 32).
+static inline unsigned rb_bits(ptrdiff_t lo, ptrdiff_t hi) {
+  if (lo >= hi) return 0;
+  const unsigned upper = hi >= 32 ? ~0u : (1u << hi) - 1;
+  return upper & ~((1u << lo) - 1);
+}
+
+static RB_AVX512 void pack_conv2d_512(
+  const rb_conv2d_input *g, ptrdiff_t pc, ptrdiff_t kc, ptrdiff_t jc, ptrdiff_t nc, float *packed) {
+  enum { NR = 32 };
+  const ptrdiff_t taps = g->k_h * g->k_w, sw = g->stride_w, sh = g->stride_h, in_h = g->in_h, in_w = g->in_w;
+  const ptrdiff_t plane = in_h * in_w, row_step = taps * NR;
+  const __m512 zero = _mm512_setzero_ps();
+  const __m512i evens = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i strided = _mm512_mullo_epi32(
+    _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_epi32((int)sw));
+  rb_conv_run runs[NR];
   for (ptrdiff_t q0 = 0; q0 < nc; q0 += NR) {
     const ptrdiff_t w = nc - q0 < NR ? nc - q0 : NR;
-    const ptrdiff_t oh0 = (jc + q0) / out_w, ow0 = (jc + q0) % out_w;
+    const int count = conv_runs(g, jc + q0, w, runs);
     float *panel = packed + q0 * kc;
-    ptrdiff_t ch = pc / taps, i = pc % taps / g->k_w, j = pc % g->k_w;
-    for (ptrdiff_t p = 0; p < kc; p++) {
-      const float *plane = g->x + ch * g->in_h * in_w;
-      const ptrdiff_t off_h = i * g->dilation_h - g->pad_h, off_w = j * g->dilation_w - g->pad_w;
-      // Output columns whose input column ow·sw + off_w lies in [0, in_w).
-      ptrdiff_t lo = off_w >= 0 ? 0 : (-off_w + sw - 1) / sw;
-      ptrdiff_t hi = in_w - off_w <= 0 ? 0 : (in_w - off_w + sw - 1) / sw;
-      if (lo > out_w) lo = out_w;
-      if (hi > out_w) hi = out_w;
-      if (hi < lo) hi = lo;
-      float *dst = panel + p * NR;
-      ptrdiff_t filled = 0, oh = oh0, ow = ow0;
-      while (filled < w) {
-        const ptrdiff_t run = out_w - ow < w - filled ? out_w - ow : w - filled;
-        const ptrdiff_t ih = oh * g->stride_h + off_h;
-        float *out = dst + filled - ow;  // out[ow'] for ow' in [ow, ow + run)
-        if (ih < 0 || ih >= g->in_h) {
-          for (ptrdiff_t t = ow; t < ow + run; t++) out[t] = 0.0f;
-        } else {
-          const float *src = plane + ih * in_w + off_w;  // src[ow'·sw]
-          const ptrdiff_t a = lo < ow ? ow : (lo > ow + run ? ow + run : lo);
-          const ptrdiff_t b = hi < a ? a : (hi > ow + run ? ow + run : hi);
-          for (ptrdiff_t t = ow; t < a; t++) out[t] = 0.0f;
-          if (sw == 1) {
-            for (ptrdiff_t t = a; t < b; t++) out[t] = src[t];
-          } else {
-            for (ptrdiff_t t = a; t < b; t++) out[t] = src[t * sw];
-          }
-          for (ptrdiff_t t = b; t < ow + run; t++) out[t] = 0.0f;
-        }
-        filled += run;
-        ow = 0;
-        oh++;
+    if (w < NR)
+      for (ptrdiff_t p = 0; p < kc; p++) {
+        _mm512_storeu_ps(panel + p * NR, zero);
+        _mm512_storeu_ps(panel + p * NR + 16, zero);
       }
-      for (ptrdiff_t t = w; t < NR; t++) dst[t] = 0.0f;
-      if (++j == g->k_w) {
-        j = 0;
-        if (++i == g->k_h) {
-          i = 0;
-          ch++;
+    for (ptrdiff_t t = 0; t < taps; t++) {
+      const rb_conv_tap tap = conv_tap(g, pc, t);
+      if (tap.p0 >= kc) continue;
+      const ptrdiff_t rows = (kc - tap.p0 + taps - 1) / taps;  // channels of this tap in the block
+      for (int u = 0; u < count; u++) {
+        const rb_conv_run run = runs[u];
+        const ptrdiff_t ih = run.oh * sh + tap.off_h;
+        const int inside = ih >= 0 && ih < in_h;
+        for (ptrdiff_t c = 0; c < run.len; c += 16) {
+          const ptrdiff_t n = run.len - c < 16 ? run.len - c : 16, t0 = run.ow + c;
+          RB_CHUNK_LANES(tap.lo, tap.hi, t0, n, first, end)
+          const __mmask16 valid = (__mmask16)(inside ? rb_bits(first, end) : 0);
+          const __mmask16 store = (__mmask16)rb_bits(0, n);
+          float *dst = panel + tap.p0 * NR + run.filled + c;
+          if (!valid) {
+            for (ptrdiff_t q = 0; q < rows; q++, dst += row_step) _mm512_mask_storeu_ps(dst, store, zero);
+            continue;
+          }
+          // src[l·sw] is the input under lane l, channel ch0; the next channel is a plane on.
+          const float *src = g->x + tap.ch0 * plane + ih * in_w + tap.off_w + t0 * sw;
+          if (sw == 1) {
+            for (ptrdiff_t q = 0; q < rows; q++, dst += row_step, src += plane)
+              _mm512_mask_storeu_ps(dst, store, _mm512_maskz_loadu_ps(valid, src));
+          } else if (sw == 2) {
+            // Lanes [2·first, 2·end − 1) of the 32 floats from src; the even ones.
+            const unsigned m = rb_bits(2 * first, 2 * end - 1);
+            const __mmask16 m0 = (__mmask16)(m & 0xFFFF), m1 = (__mmask16)(m >> 16);
+            for (ptrdiff_t q = 0; q < rows; q++, dst += row_step, src += plane) {
+              const __m512 v = _mm512_permutex2var_ps(
+                _mm512_maskz_loadu_ps(m0, src), evens, _mm512_maskz_loadu_ps(m1, src + 16));
+              _mm512_mask_storeu_ps(dst, store, v);
+            }
+          } else {
+            for (ptrdiff_t q = 0; q < rows; q++, dst += row_step, src += plane)
+              _mm512_mask_storeu_ps(dst, store, _mm512_mask_i32gather_ps(zero, valid, strided, src, 4));
+          }
+        }
+      }
+    }
+  }
+}
+
+static RB_AVX2 void pack_conv2d_256(
+  const rb_conv2d_input *g, ptrdiff_t pc, ptrdiff_t kc, ptrdiff_t jc, ptrdiff_t nc, float *packed) {
+  enum { NR = 16 };
+  const ptrdiff_t taps = g->k_h * g->k_w, sw = g->stride_w, sh = g->stride_h, in_h = g->in_h, in_w = g->in_w;
+  const ptrdiff_t plane = in_h * in_w, row_step = taps * NR;
+  const __m256 zero = _mm256_setzero_ps();
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  const __m256i strided = _mm256_mullo_epi32(lane, _mm256_set1_epi32((int)sw));
+  rb_conv_run runs[NR];
+  for (ptrdiff_t q0 = 0; q0 < nc; q0 += NR) {
+    const ptrdiff_t w = nc - q0 < NR ? nc - q0 : NR;
+    const int count = conv_runs(g, jc + q0, w, runs);
+    float *panel = packed + q0 * kc;
+    if (w < NR)
+      for (ptrdiff_t p = 0; p < kc; p++) {
+        _mm256_storeu_ps(panel + p * NR, zero);
+        _mm256_storeu_ps(panel + p * NR + 8, zero);
+      }
+    for (ptrdiff_t t = 0; t < taps; t++) {
+      const rb_conv_tap tap = conv_tap(g, pc, t);
+      if (tap.p0 >= kc) continue;
+      const ptrdiff_t rows = (kc - tap.p0 + taps - 1) / taps;
+      for (int u = 0; u < count; u++) {
+        const rb_conv_run run = runs[u];
+        const ptrdiff_t ih = run.oh * sh + tap.off_h;
+        const int inside = ih >= 0 && ih < in_h;
+        for (ptrdiff_t c = 0; c < run.len; c += 8) {
+          const ptrdiff_t n = run.len - c < 8 ? run.len - c : 8, t0 = run.ow + c;
+          RB_CHUNK_LANES(tap.lo, tap.hi, t0, n, first, end)
+          if (!inside) end = first;
+          // Lanes first <= l < end: l > first − 1 and end > l; stored: n > l.
+          const __m256i valid = _mm256_and_si256(
+            _mm256_cmpgt_epi32(lane, _mm256_set1_epi32((int)first - 1)),
+            _mm256_cmpgt_epi32(_mm256_set1_epi32((int)end), lane));
+          const __m256i store = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), lane);
+          float *dst = panel + tap.p0 * NR + run.filled + c;
+          if (first == end) {
+            for (ptrdiff_t q = 0; q < rows; q++, dst += row_step) _mm256_maskstore_ps(dst, store, zero);
+            continue;
+          }
+          const float *src = g->x + tap.ch0 * plane + ih * in_w + tap.off_w + t0 * sw;
+          for (ptrdiff_t q = 0; q < rows; q++, dst += row_step, src += plane) {
+            const __m256 v = sw == 1 ? _mm256_maskload_ps(src, valid)
+                                     : _mm256_mask_i32gather_ps(zero, src, strided, _mm256_castsi256_ps(valid), 4);
+            _mm256_maskstore_ps(dst, store, v);
+          }
         }
       }
     }
@@ -339,8 +462,10 @@ static void run_loops(
       const ptrdiff_t kc = k - pc < RB_KC ? k - pc : RB_KC;
       const int first = pc == 0, last = pc + kc == k;
       const int act = last ? activation : RB_ACT_NONE;
-      if (source->conv)
-        pack_conv2d(source->conv, NR, pc, kc, jc, nc, packed_b);
+      if (source->conv && isa == RB_GEMM_AVX512)
+        pack_conv2d_512(source->conv, pc, kc, jc, nc, packed_b);
+      else if (source->conv)
+        pack_conv2d_256(source->conv, pc, kc, jc, nc, packed_b);
       else
         source->pack_matrix(kc, nc, source->b + pc * source->ldb + jc, source->ldb, packed_b);
       for (ptrdiff_t ic = row_begin; ic < row_end; ic += RB_MC) {

@@ -142,6 +142,17 @@ import Testing
     ConvCase(x: [2, 3, 23, 23], w: [8, 3, 7, 7], group: 1, strides: [2, 2], pads: [3, 3, 3, 3]),
     ConvCase(x: [1, 5, 6, 40], w: [9, 5, 5, 1], group: 1, strides: [1, 1], pads: [4, 0, 4, 0], dilations: [2, 1]),
     ConvCase(x: [1, 2, 4, 5, 6], w: [3, 2, 2, 3, 2], group: 1, strides: [1, 1, 1], pads: [0, 1, 1, 1, 0, 0]),
+    // The vector packer: output rows wider than a vector (72, 33 and 23 columns: runs of several
+    // chunks, masked edges on both sides), stride 2 (even lanes of two loads) with a right pad,
+    // strides 3 and 4 (gathers) with dilations, one-column output rows (a run per column), a
+    // kernel wider than the input, and a 1-D stride 5.
+    ConvCase(x: [1, 3, 5, 70], w: [5, 3, 3, 3], group: 1, strides: [1, 1], pads: [1, 2, 1, 2]),
+    ConvCase(x: [1, 2, 9, 67], w: [4, 2, 2, 5], group: 1, strides: [2, 3], pads: [1, 3, 0, 2], dilations: [2, 2]),
+    ConvCase(x: [1, 3, 6, 131], w: [6, 3, 3, 3], group: 1, strides: [1, 4], pads: [0, 1, 0, 1]),
+    ConvCase(x: [1, 3, 8, 45], w: [4, 3, 3, 3], group: 1, strides: [2, 2], pads: [1, 1, 1, 1]),
+    ConvCase(x: [1, 4, 40, 3], w: [5, 4, 3, 3], group: 1, strides: [1, 1], pads: [0, 0, 0, 0]),
+    ConvCase(x: [1, 2, 3, 20], w: [3, 2, 5, 7], group: 1, strides: [1, 1], pads: [2, 3, 2, 3]),
+    ConvCase(x: [1, 3, 101], w: [4, 3, 3], group: 1, strides: [5], pads: [1, 2], dilations: [2]),
   ])
   func convThroughPackedProduct(_ c: ConvCase) throws {
     let x = random(c.x, seed: 1)

@@ -99,50 +99,59 @@ enum SeparablePooling<Combine: PoolCombine> {
       lo: columnTaps.map(\.lo).max() ?? 0, hi: max(columnTaps.map(\.lo).max() ?? 0, columnTaps.map(\.hi).min() ?? 0)
     )
     let fused = p.dilations.w == 1 && (sW == 1 || sW == 2) && columnTaps.count <= 4 && interior.lo < interior.hi
+    // The per-axis tap tables are read through buffer pointers inside the loops (no array
+    // retain/release per row).
     x.withUnsafeBufferPointer(of: Float.self) { xp in
       y.withUnsafeMutableBufferPointer(of: Float.self) { yp in
-        let (xs, ys) = (xp.baseAddress!, yp.baseAddress!)
-        Parallel.forEach(count: p.planes, threads: threads, grain: max(1, 4096 / max(p.inputPlane, 1))) { planes in
-          withScratch(d * h * ow + d * oh * ow, of: Float.self) { scratch in
-            let (afterW, afterH) = (scratch, scratch + d * h * ow)
-            for plane in planes {
-              let input = xs + plane * p.inputPlane
-              let output = ys + plane * p.outputPlane
-              // Width: every input row, one pass per tap over the outputs it reaches.
-              for row in 0..<(d * h) {
-                widthPass(
-                  input + row * w, width: w, into: afterW + row * ow, outputs: ow, columnTaps, interior: interior,
-                  stride: sW, fused: fused)
-              }
-              // Height: whole rows; into the output directly when there is no depth axis.
-              let heightOut = od == 1 && d == 1 ? output : afterH
-              for z in 0..<d {
-                for o in 0..<oh {
-                  let dst = heightOut + (z * oh + o) * ow
-                  reduceRows(
-                    afterW + z * h * ow, rowLength: ow, taps: hTaps[o], start: o * p.strides.h - p.pads.h,
-                    step: p.dilations.h, into: dst)
-                }
-              }
-              // Depth: whole planes.
-              if !(od == 1 && d == 1) {
-                for o in 0..<od {
-                  reduceRows(
-                    afterH, rowLength: oh * ow, taps: dTaps[o], start: o * p.strides.d - p.pads.d,
-                    step: p.dilations.d, into: output + o * oh * ow)
-                }
-              }
-              if let scale {
-                scale.withUnsafeBufferPointer { sp in
-                  let factors = sp.baseAddress!
-                  var i = 0
-                  while i + 8 <= p.outputPlane {
-                    store8(load8(output + i) * load8(factors + i), output + i)
-                    i += 8
-                  }
-                  while i < p.outputPlane {
-                    output[i] *= factors[i]
-                    i += 1
+        columnTaps.withUnsafeBufferPointer { columnTaps in
+          hTaps.withUnsafeBufferPointer { hTaps in
+            dTaps.withUnsafeBufferPointer { dTaps in
+              let (xs, ys) = (xp.baseAddress!, yp.baseAddress!)
+              let grain = max(1, 4096 / max(p.inputPlane, 1))
+              Parallel.forEach(count: p.planes, threads: threads, grain: grain) { planes in
+                withScratch(d * h * ow + d * oh * ow, of: Float.self) { scratch in
+                  let (afterW, afterH) = (scratch, scratch + d * h * ow)
+                  for plane in planes {
+                    let input = xs + plane * p.inputPlane
+                    let output = ys + plane * p.outputPlane
+                    // Width: every input row, one pass per tap over the outputs it reaches.
+                    for row in 0..<(d * h) {
+                      widthPass(
+                        input + row * w, width: w, into: afterW + row * ow, outputs: ow, columnTaps,
+                        interior: interior, stride: sW, fused: fused)
+                    }
+                    // Height: whole rows; into the output directly when there is no depth axis.
+                    let heightOut = od == 1 && d == 1 ? output : afterH
+                    for z in 0..<d {
+                      for o in 0..<oh {
+                        let dst = heightOut + (z * oh + o) * ow
+                        reduceRows(
+                          afterW + z * h * ow, rowLength: ow, taps: hTaps[o], start: o * p.strides.h - p.pads.h,
+                          step: p.dilations.h, into: dst)
+                      }
+                    }
+                    // Depth: whole planes.
+                    if !(od == 1 && d == 1) {
+                      for o in 0..<od {
+                        reduceRows(
+                          afterH, rowLength: oh * ow, taps: dTaps[o], start: o * p.strides.d - p.pads.d,
+                          step: p.dilations.d, into: output + o * oh * ow)
+                      }
+                    }
+                    if let scale {
+                      scale.withUnsafeBufferPointer { sp in
+                        let factors = sp.baseAddress!
+                        var i = 0
+                        while i + 8 <= p.outputPlane {
+                          store8(load8(output + i) * load8(factors + i), output + i)
+                          i += 8
+                        }
+                        while i < p.outputPlane {
+                          output[i] *= factors[i]
+                          i += 1
+                        }
+                      }
+                    }
                   }
                 }
               }
@@ -159,7 +168,8 @@ enum SeparablePooling<Combine: PoolCombine> {
   @inline(__always)
   private static func widthPass(
     _ src: UnsafePointer<Float>, width w: Int, into dst: UnsafeMutablePointer<Float>, outputs ow: Int,
-    _ taps: [(lo: Int, hi: Int, offset: Int)], interior: (lo: Int, hi: Int), stride sW: Int, fused: Bool
+    _ taps: UnsafeBufferPointer<(lo: Int, hi: Int, offset: Int)>, interior: (lo: Int, hi: Int), stride sW: Int,
+    fused: Bool
   ) {
     guard fused else {
       dst.update(repeating: Combine.identity, count: ow)
@@ -213,20 +223,33 @@ enum SeparablePooling<Combine: PoolCombine> {
 
   @inline(__always)
   private static func borderTaps(
-    _ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ taps: [(lo: Int, hi: Int, offset: Int)],
-    skip: Range<Int>, stride sW: Int
+    _ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>,
+    _ taps: UnsafeBufferPointer<(lo: Int, hi: Int, offset: Int)>, skip: Range<Int>, stride sW: Int
   ) {
     for tap in taps {
       let source = src + tap.offset
       let before = tap.lo..<max(tap.lo, min(tap.hi, skip.lowerBound))
       let after = max(tap.lo, skip.upperBound)..<max(tap.lo, skip.upperBound, tap.hi)
-      for part in skip.isEmpty ? [tap.lo..<tap.hi] : [before, after] where !part.isEmpty {
-        if sW == 1 {
-          for o in part { dst[o] = Combine.combine(dst[o], source[o]) }
-        } else {
-          for o in part { dst[o] = Combine.combine(dst[o], source[o &* sW]) }
-        }
+      // Two ranges, not an array of them: an array literal here was a heap allocation (and its
+      // release) per tap and input row.
+      if skip.isEmpty {
+        combine(source, into: dst, tap.lo..<tap.hi, stride: sW)
+      } else {
+        combine(source, into: dst, before, stride: sW)
+        combine(source, into: dst, after, stride: sW)
       }
+    }
+  }
+
+  /// `dst[o] = combine(dst[o], source[o·stride])` for `o` in `part`.
+  @inline(__always)
+  private static func combine(
+    _ source: UnsafePointer<Float>, into dst: UnsafeMutablePointer<Float>, _ part: Range<Int>, stride sW: Int
+  ) {
+    if sW == 1 {
+      for o in part { dst[o] = Combine.combine(dst[o], source[o]) }
+    } else {
+      for o in part { dst[o] = Combine.combine(dst[o], source[o &* sW]) }
     }
   }
 
