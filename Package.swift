@@ -35,7 +35,12 @@ let package = Package(
     .target(name: "Linalg", dependencies: [.target(name: "COpenBLAS", condition: .when(platforms: [.linux]))]),
     // zlib from the system (apt: zlib1g-dev): deflate for .npz archives.
     .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
-    .target(name: "Runtime", dependencies: ["Graph", "Linalg", "CZlib"]),
+    // ISA-L from the system (apt: libisal-dev): the .tmf reader's fast CRC-32 (zlib's values, computed
+    // with carry-less multiplication); elsewhere the reader uses zlib's crc32.
+    .systemLibrary(name: "CISAL", pkgConfig: "libisal", providers: [.apt(["libisal-dev"])]),
+    .target(
+      name: "Runtime",
+      dependencies: ["Graph", "Linalg", "CZlib", .target(name: "CISAL", condition: .when(platforms: [.linux]))]),
     .executableTarget(
       name: "rebirth",
       dependencies: [
