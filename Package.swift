@@ -38,7 +38,14 @@ let package = Package(
     // The convolutions' own packed sgemm: C with x86 intrinsics (AVX-512, AVX2+FMA) chosen at run
     // time; elsewhere it compiles to stubs and Conv keeps to BLAS.
     .target(name: "CKernels"),
-    .target(name: "Runtime", dependencies: ["Graph", "Linalg", "CZlib", "CKernels"]),
+    // ISA-L from the system (apt: libisal-dev): the .tmf reader's fast CRC-32 (zlib's values, computed
+    // with carry-less multiplication); elsewhere the reader uses zlib's crc32.
+    .systemLibrary(name: "CISAL", pkgConfig: "libisal", providers: [.apt(["libisal-dev"])]),
+    .target(
+      name: "Runtime",
+      dependencies: [
+        "Graph", "Linalg", "CZlib", "CKernels", .target(name: "CISAL", condition: .when(platforms: [.linux])),
+      ]),
     .executableTarget(
       name: "rebirth",
       dependencies: [

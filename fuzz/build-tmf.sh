@@ -7,8 +7,8 @@
 # As fuzz/build.sh does for the importer: SwiftPM compiles the library targets the reader needs
 # (Graph, and Exporters for the rewrite check, which brings ONNXProto) with the sanitizers into
 # .build-fuzz; swiftc compiles fuzz/TMFReaderFuzzer.swift together with the reader's own sources
-# (Sources/Runtime/TMF*.swift, which import only Graph and CZlib) and links them with those
-# objects, zlib, libprotobuf-c and libFuzzer's main. Package.swift is not touched.
+# (Sources/Runtime/TMF*.swift, which import only Graph, CZlib and CISAL) and links them with those
+# objects, zlib, ISA-L (the reader's CRC-32), libprotobuf-c and libFuzzer's main. Package.swift is not touched.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -27,8 +27,9 @@ swiftc -sanitize=fuzzer,address -parse-as-library "$fuzz_optimize" -g \
   -Xcc -I -Xcc "$root/Sources/ONNXProto/include" \
   -Xcc -fmodule-map-file="$root/Sources/CProtobufC/module.modulemap" \
   -Xcc -fmodule-map-file="$root/Sources/CZlib/module.modulemap" \
+  -Xcc -fmodule-map-file="$root/Sources/CISAL/module.modulemap" \
   "$root/fuzz/TMFReaderFuzzer.swift" "$root"/Sources/Runtime/TMF*.swift "${objects[@]}" \
-  $(pkg-config --libs libprotobuf-c 2>/dev/null || echo -lprotobuf-c) -lz \
+  $(pkg-config --libs libprotobuf-c 2>/dev/null || echo -lprotobuf-c) -lz -lisal \
   -use-ld=lld -o "$out"
 
 echo "built $out"

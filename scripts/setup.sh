@@ -14,7 +14,7 @@
 REBIRTH_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 REBIRTH_VENV="${REBIRTH_VENV:-$HOME/.cache/rebirth-venv}"
 REBIRTH_APT_PACKAGES=(libprotobuf-c-dev protobuf-c-compiler libopenblas-dev liblapacke-dev
-                      zlib1g-dev pkg-config unzip python3-venv)
+                      zlib1g-dev libisal-dev pkg-config unzip python3-venv)
 REBIRTH_SWIFT_MIN=6.1   # swift-tools-version of Package.swift
 
 rebirth_say() { printf '==> %s\n' "$*" >&2; }

@@ -56,43 +56,43 @@ struct TMFDecoder {
     }
   }
 
-  private func string(_ index: UInt32, _ what: String) throws(TMFProblem) -> String {
+  private func string(_ index: UInt32, _ what: @autoclosure () -> String) throws(TMFProblem) -> String {
     guard Int(index) < strings.count else {
-      throw TMFProblem("\(what): string index \(index) is out of range (\(strings.count) strings)")
+      throw TMFProblem("\(what()): string index \(index) is out of range (\(strings.count) strings)")
     }
     return strings[Int(index)]
   }
 
   /// Checks that `[start, start + count)` lies in a pool of `size`-byte elements.
-  private func poolRange(_ pool: TMFRegion, _ size: Int, _ start: UInt32, _ count: Int, _ what: String) throws(TMFProblem) -> Int {
+  private func poolRange(_ pool: TMFRegion, _ size: Int, _ start: UInt32, _ count: Int, _ what: @autoclosure () -> String) throws(TMFProblem) -> Int {
     let first = Int(start)
     guard count >= 0, first <= pool.count / size, pool.count / size - first >= count else {
-      throw TMFProblem("\(what): entries \(start)..+\(count) are out of range of the \(pool.name) (\(pool.count / size) entries)")
+      throw TMFProblem("\(what()): entries \(start)..+\(count) are out of range of the \(pool.name) (\(pool.count / size) entries)")
     }
     return first * size
   }
 
-  private func u32s(_ start: UInt32, _ count: Int, _ what: String) throws(TMFProblem) -> [UInt32] {
-    let base = try poolRange(u32Pool, 4, start, count, what)
+  private func u32s(_ start: UInt32, _ count: Int, _ what: @autoclosure () -> String) throws(TMFProblem) -> [UInt32] {
+    let base = try poolRange(u32Pool, 4, start, count, what())
     var out: [UInt32] = []
     out.reserveCapacity(count)
-    for i in 0..<count { out.append(try u32Pool.u32(base + 4 * i, what)) }
+    for i in 0..<count { out.append(try u32Pool.u32(base + 4 * i, what())) }
     return out
   }
 
-  private func i64s(_ start: UInt32, _ count: Int, _ what: String) throws(TMFProblem) -> [Int64] {
-    let base = try poolRange(i64Pool, 8, start, count, what)
+  private func i64s(_ start: UInt32, _ count: Int, _ what: @autoclosure () -> String) throws(TMFProblem) -> [Int64] {
+    let base = try poolRange(i64Pool, 8, start, count, what())
     var out: [Int64] = []
     out.reserveCapacity(count)
-    for i in 0..<count { out.append(try i64Pool.i64(base + 8 * i, what)) }
+    for i in 0..<count { out.append(try i64Pool.i64(base + 8 * i, what())) }
     return out
   }
 
-  private func f32s(_ start: UInt32, _ count: Int, _ what: String) throws(TMFProblem) -> [Float] {
-    let base = try poolRange(f32Pool, 4, start, count, what)
+  private func f32s(_ start: UInt32, _ count: Int, _ what: @autoclosure () -> String) throws(TMFProblem) -> [Float] {
+    let base = try poolRange(f32Pool, 4, start, count, what())
     var out: [Float] = []
     out.reserveCapacity(count)
-    for i in 0..<count { out.append(Float(bitPattern: try f32Pool.u32(base + 4 * i, what))) }
+    for i in 0..<count { out.append(Float(bitPattern: try f32Pool.u32(base + 4 * i, what()))) }
     return out
   }
 

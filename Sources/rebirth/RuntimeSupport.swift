@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Graph
+import Linalg
 import Runtime
 
 // What `run`, `verify` and `bench` share: sessions, the inputs a model declares, feeds read from
@@ -49,9 +50,10 @@ struct RandomInputOptions: ParsableArguments {
   }
 }
 
-/// `--threads`, default: every core.
+/// `--threads`, default: every core. (Not through `SessionOptions()`, whose default argument builds
+/// the kernel registry: `bench` calls this before starting its clock, and load_ms must include that.)
 func threadCount(_ threads: Int?) throws(CLIError) -> Int {
-  guard let threads else { return SessionOptions().threadCount }
+  guard let threads else { return max(1, BLAS.processorCount) }
   guard threads >= 1 else { throw .usage("--threads must be at least 1, not \(threads)") }
   return threads
 }
