@@ -28,8 +28,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 
 GROUPS = [
-    ("sgemm kernel (Conv/Gemm)", r"sgemm_kernel|sgemv|dgemm|gemm_kernel"),
-    ("sgemm packing copies", r"sgemm_.*copy|gemm_.*copy"),
+    ("sgemm kernel (Conv/Gemm)", r"sgemm_kernel|sgemv|dgemm|gemm_kernel|^tile(256|512)|run_loops|rb_gemm_run"),
+    ("sgemm packing copies", r"sgemm_.*copy|gemm_.*copy|^pack_b(256|512)|rb_gemm_pack"),
+    ("conv input packing (rebirth's GEMM)", r"pack_conv2d_"),
     ("im2col", r"Im2Col|im2col"),
     ("Conv (rebirth's own code: direct/1x1/bias/fused activation)", r"7Runtime4Conv|Runtime.*Conv|FusedActivation|Activation"),
     ("MaxPool / AveragePool", r"Pooling|MaxPool|AveragePool|MaxCombine|AverageCombine"),
