@@ -1,8 +1,9 @@
 // ONNX ModelProto → rebirth's IR.
 //
 // The file is unpacked by protobuf-c (ONNXFile.swift); this converts the unpacked message into a
-// `Model`. Weights are not copied: each `raw_data` buffer protobuf-c allocated is adopted by a
-// `TensorStorage` and detached from the message, so freeing the message leaves it alone.
+// `Model`. Weights are not copied: large initializers view the mapped file (RawDataViews.swift),
+// and each other `raw_data` buffer protobuf-c allocated is adopted by a `TensorStorage` and
+// detached from the message, so freeing the message leaves it alone.
 //
 // Everything read from the message is treated as hostile: counts and pointers are checked (a
 // count with a NULL array reads as empty, a NULL string as ""), arithmetic on sizes is checked,
