@@ -49,6 +49,20 @@ import Testing
     """
   }
 
+  /// EVBMF (ranks=vbmf) finds the multilinear rank of a low-rank kernel under small noise, from the
+  /// weight alone.
+  @Test func vbmfFindsTheRanksUnderNoise() throws {
+    let clean = Self.tuckerWeight(t: 16, s: 12, taps: 9, r3: 3, r4: 4)
+    let scale = clean.map { abs($0) }.max()!
+    let noise = seededFloats(clean.count, seed: 77)
+    let w = zip(clean, noise).map { $0 + 0.002 * scale * $1 }
+    let input = conv(w)
+    let outcome = try runFactorization(FactorizeConv.self, options: ["ranks": "vbmf"], on: input, settings: settings())
+    let change = try #require(outcome.report.changes.first { $0.pass == FactorizeConv.name })
+    #expect(change.metrics["rank_in"] == 3 && change.metrics["rank_out"] == 4)
+    #expect((change.metrics["weight_error"] ?? 1) < 0.01)
+  }
+
   @Test func aLowMultilinearRankKernelIsRecoveredExactly() throws {
     let input = conv(Self.tuckerWeight(t: 16, s: 12, taps: 9, r3: 3, r4: 4))
     let outcome = try runFactorization(FactorizeConv.self, options: ["energy": "1"], on: input, settings: settings())

@@ -14,7 +14,8 @@ import Linalg
 ///
 /// HOSVD: U4 and U3 are the leading left singular vectors of the unfoldings W_(t) (T × S·k²) and
 /// W_(s) (S × T·k²), C = W ×_t U4ᵀ ×_s U3ᵀ. Ranks by the energy rule (METHODS §4.5): the smallest
-/// R keeping `energy` of each unfolding's squared singular values (VBMF is not implemented). With
+/// R keeping `energy` of each unfolding's squared singular values; or, with `ranks=vbmf`, by EVBMF
+/// on each unfolding (Kim et al.'s data-free choice, METHODS §4.3; ``EVBMF``). With
 /// `--compression` or `--max-error` the budget picks among the ranks of several energy levels
 /// instead. With calibration data (`refit`), the last 1×1 is refitted by least squares on the
 /// layer's patches (METHODS §5.3): U4ᵀ = argmin ‖Y − X̂·M12·U4ᵀ‖² + λ‖U4‖², M12 the first two convs
@@ -25,24 +26,30 @@ import Linalg
 /// applied only when parameters and MACs both drop.
 struct FactorizeConv: Pass {
   static let name = "factorize-conv"
-  static let summary = "Tucker-2: split k×k convs into 1×1 → k×k core → 1×1 (ranks by singular value energy)"
+  static let summary = "Tucker-2: split k×k convs into 1×1 → k×k core → 1×1 (ranks by singular value energy or EVBMF)"
   static let isExact = false
   static let isDefault = false
   static let preset: Preset? = nil  // --enable only: `thin` runs factorize-svd, the method that wins post-training (docs/passes.md)
   static let options = [
     PassOption("energy", .float, default: "0.9", "fraction of each unfolding's singular value energy kept (without --compression/--max-error)"),
+    PassOption("ranks", .string, default: "energy", "how ranks are chosen without a budget: energy (the energy option) or vbmf (EVBMF per unfolding)"),
     PassOption("refit", .bool, default: "true", "refit the last 1×1 by least squares on calibration data"),
   ]
 
   /// The energy levels offered to a budget.
   static let levels: [Double] = [0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98, 0.99, 0.995]
 
-  let energy: Double, refit: Bool
+  let energy: Double, refit: Bool, vbmf: Bool
 
   init(options: PassOptions) throws(PassOptionError) {
     energy = options.float("energy")
     refit = options.bool("refit")
     guard energy > 0, energy <= 1 else { throw PassOptionError("factorize-conv.energy must be in (0, 1]") }
+    let rule = options.string("ranks")
+    guard ["energy", "vbmf"].contains(rule) else {
+      throw PassOptionError("factorize-conv.ranks is energy or vbmf, not '\(rule)'")
+    }
+    vbmf = rule == "vbmf"
   }
 
   func run(_ rewriter: inout Rewriter) throws {
@@ -58,7 +65,8 @@ struct FactorizeConv: Pass {
         weight: layer.matrix.transposed.elements, outChannels: layer.outputs, inChannels: layer.inputs / kernel.reduce(1, *),
         taps: kernel.reduce(1, *))
       let inPositions = Self.inputPositions(layer, in: graph)
-      let ranks = byBudget ? Self.levels.map { modes.ranks(energy: $0) } : [modes.ranks(energy: energy)]
+      let ranks =
+        byBudget ? Self.levels.map { modes.ranks(energy: $0) } : [vbmf ? modes.vbmfRanks : modes.ranks(energy: energy)]
       var seen = Set<[Int]>()
       return ranks.compactMap { r3, r4 in
         guard seen.insert([r3, r4]).inserted else { return nil }

@@ -37,6 +37,15 @@ struct TuckerModes {
     return energy.count
   }
 
+  /// (R3, R4) chosen by EVBMF on the mode-s and mode-t unfoldings (METHODS §4.3).
+  var vbmfRanks: (Int, Int) {
+    let cross = taps
+    return (
+      EVBMF.rank(singularValues: svdS.singularValues, rows: inChannels, columns: outChannels * cross),
+      EVBMF.rank(singularValues: svdT.singularValues, rows: outChannels, columns: inChannels * cross)
+    )
+  }
+
   /// (R3, R4) for an energy fraction: R3 from the mode-s unfolding, R4 from the mode-t one.
   func ranks(energy fraction: Double) -> (Int, Int) {
     (Self.energyRank(svdS.singularValues, fraction: fraction), Self.energyRank(svdT.singularValues, fraction: fraction))
