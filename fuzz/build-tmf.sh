@@ -19,17 +19,6 @@ fuzz_build_targets Exporters
 fuzz_collect_objects build-tmf.sh Graph ONNXProto Exporters
 
 out="$fuzz_scratch/tmf-fuzzer"
-swiftc -sanitize=fuzzer,address -parse-as-library "$fuzz_optimize" -g \
-  -module-name TMFReaderFuzzer \
-  -module-cache-path "$bin/ModuleCache" \
-  -I "$bin/Modules" \
-  -Xcc -fmodule-map-file="$bin/ONNXProto.build/module.modulemap" \
-  -Xcc -I -Xcc "$root/Sources/ONNXProto/include" \
-  -Xcc -fmodule-map-file="$root/Sources/CProtobufC/module.modulemap" \
-  -Xcc -fmodule-map-file="$root/Sources/CZlib/module.modulemap" \
+fuzz_link "$out" TMFReaderFuzzer \
   -Xcc -fmodule-map-file="$root/Sources/CISAL/module.modulemap" \
-  "$root/fuzz/TMFReaderFuzzer.swift" "$root"/Sources/Runtime/TMF*.swift "${objects[@]}" \
-  $(pkg-config --libs libprotobuf-c 2>/dev/null || echo -lprotobuf-c) -lz -lisal \
-  -use-ld=lld -o "$out"
-
-echo "built $out"
+  "$root/fuzz/TMFReaderFuzzer.swift" "$root"/Sources/Runtime/TMF*.swift -lisal

@@ -20,16 +20,4 @@ fuzz_build_targets Importers Exporters
 fuzz_collect_objects build.sh Graph ONNXProto Importers Exporters
 
 out="$fuzz_scratch/importer-fuzzer"
-swiftc -sanitize=fuzzer,address -parse-as-library "$fuzz_optimize" -g \
-  -module-name ImporterFuzzer \
-  -module-cache-path "$bin/ModuleCache" \
-  -I "$bin/Modules" \
-  -Xcc -fmodule-map-file="$bin/ONNXProto.build/module.modulemap" \
-  -Xcc -I -Xcc "$root/Sources/ONNXProto/include" \
-  -Xcc -fmodule-map-file="$root/Sources/CProtobufC/module.modulemap" \
-  -Xcc -fmodule-map-file="$root/Sources/CZlib/module.modulemap" \
-  "$root/fuzz/ImporterFuzzer.swift" "${objects[@]}" \
-  $(pkg-config --libs libprotobuf-c 2>/dev/null || echo -lprotobuf-c) -lz \
-  -use-ld=lld -o "$out"
-
-echo "built $out"
+fuzz_link "$out" ImporterFuzzer "$root/fuzz/ImporterFuzzer.swift"

@@ -115,3 +115,23 @@ fuzz_collect_objects() {
     objects+=("${found[@]}")
   done
 }
+
+# fuzz_link OUT MODULE ARGS...: compiles and links a fuzzer with swiftc: libFuzzer and ASan, the
+# objects fuzz_collect_objects found, the ONNX/protobuf-c/zlib module maps and libraries every
+# fuzzer needs; ARGS are its sources and any extra module maps or libraries.
+fuzz_link() {
+  local out="$1" module="$2"
+  shift 2
+  swiftc -sanitize=fuzzer,address -parse-as-library "$fuzz_optimize" -g \
+    -module-name "$module" \
+    -module-cache-path "$bin/ModuleCache" \
+    -I "$bin/Modules" \
+    -Xcc -fmodule-map-file="$bin/ONNXProto.build/module.modulemap" \
+    -Xcc -I -Xcc "$root/Sources/ONNXProto/include" \
+    -Xcc -fmodule-map-file="$root/Sources/CProtobufC/module.modulemap" \
+    -Xcc -fmodule-map-file="$root/Sources/CZlib/module.modulemap" \
+    "$@" "${objects[@]}" \
+    $(pkg-config --libs libprotobuf-c 2>/dev/null || echo -lprotobuf-c) -lz \
+    -use-ld=lld -o "$out"
+  echo "built $out"
+}
