@@ -7,7 +7,3 @@
 #define LAPACK_COMPLEX_STRUCTURE
 #include <cblas.h>
 #include <lapacke.h>
-
-// OpenBLAS's own (exported, not in cblas.h): stops the idle thread pool; OpenBLAS restarts it
-// lazily when a parallel call or a larger thread count needs it.
-int blas_thread_shutdown_(void);

@@ -16,11 +16,6 @@ public enum BLAS {
   /// The number of threads BLAS uses. Process-wide: it affects every caller.
   ///
   /// OpenBLAS honours it exactly; Accelerate chooses its own threading and only records the value.
-  ///
-  /// OpenBLAS starts its thread pool when the library loads, and its idle threads spin on
-  /// `sched_yield` for a while before they sleep: a rebirth process that never computes in
-  /// parallel would burn a second core for its first ~0.1 s. Set to 1, the pool is shut down
-  /// (OpenBLAS restarts it by itself when a later count above 1 asks for it).
   public static var threadCount: Int {
     get {
       #if canImport(Accelerate)
@@ -34,10 +29,7 @@ public enum BLAS {
       #if canImport(Accelerate)
         acceleratedThreadCount.value = count
       #else
-        // Setting the count restarts a pool that was shut down, so only a change sets it.
-        guard count != Int(openblas_get_num_threads()) else { return }
         openblas_set_num_threads(Int32(count))
-        if count == 1 { _ = blas_thread_shutdown_() }
       #endif
     }
   }
