@@ -11,6 +11,8 @@ import Runtime
 ///   the whole output, relative to A's scale, so that elements near zero do not blow it up.
 /// - cosine similarity: a·b / (|a| |b|), over all elements as float64 (1 when both are all zeros,
 ///   0 when only one is; nil when not finite).
+/// - rel L2 error: ‖a − b‖ / ‖a‖ over all elements (‖a − b‖ itself when a is all zeros; nil when not
+///   finite): the measure the factorization report's per-layer `output_error` uses.
 /// - argmax agreement, for classifier-shaped outputs ([N, C] or [N, C, 1, 1], C > 1): in how many
 ///   of the N rows the index of the largest value is the same.
 /// Float outputs pass when max rel error ≤ tolerance; integer and bool outputs must be equal.
@@ -25,6 +27,10 @@ struct OutputComparison {
   var maxAbsError: Double = 0
   var maxRelError: Double = 0
   var cosine: Double? = 1
+  /// ‖a − b‖ and ‖a‖ (Euclidean, over all elements).
+  var l2Error: Double = 0
+  var l2Reference: Double = 0
+  var relL2Error: Double? { l2Reference > 0 ? l2Error / l2Reference : l2Error }
   var argmaxMatches: Int?
   var argmaxRows: Int?
   /// Elements that differ at all.
@@ -51,7 +57,7 @@ struct OutputComparison {
       return
     }
     var maxA = 0.0
-    var (dot, normA, normB) = (0.0, 0.0, 0.0)
+    var (dot, normA, normB, squaredDifference) = (0.0, 0.0, 0.0, 0.0)
     for i in x.indices {
       let (p, q) = (x[i], y[i])
       if p.isFinite { maxA = max(maxA, abs(p)) }
@@ -60,6 +66,7 @@ struct OutputComparison {
       normB += q * q
       let same = p == q || (p.isNaN && q.isNaN)
       if same { continue }
+      squaredDifference += p.isFinite && q.isFinite ? (p - q) * (p - q) : .infinity
       differingElements += 1
       let d = p.isFinite && q.isFinite ? abs(p - q) : .infinity
       maxAbsError = max(maxAbsError, d)
@@ -74,6 +81,8 @@ struct OutputComparison {
       if differingElements > 0 && maxAbsError == 0 { maxAbsError = 1 }
     }
     maxRelError = maxAbsError == 0 ? 0 : maxAbsError / max(maxA, Self.tiny)
+    l2Error = squaredDifference.squareRoot()
+    l2Reference = normA.squareRoot()
     if normA == 0 && normB == 0 {
       cosine = 1
     } else if normA == 0 || normB == 0 {

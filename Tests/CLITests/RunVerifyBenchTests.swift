@@ -184,6 +184,45 @@ import Testing
     #expect(try runRebirth(["verify", original, changed, "--tolerance", "10"]).status == 0)
   }
 
+  @Test func verifyComparesNamedIntermediateTensors() throws {
+    let dir = try TestEnvironment.makeTemporaryDirectory()
+    let changed = dir.appendingPathComponent("changed.onnx").path
+    try withOneWeightChanged("mlp.onnx", by: 0.5, to: changed)
+    let original = TestEnvironment.fixture("mlp.onnx")
+    let x = values([4, 64], seed: 9)
+    let archive = dir.appendingPathComponent("x.npz")
+    try Data(try NumPyArchive.encode([("x", x)])).write(to: archive)
+    let result = try runRebirth(
+      ["verify", original, changed, "--inputs", archive.path, "--tensor", "fc1", "--tensor", "relu1", "--tolerance", "10",
+       "--format", "json"])
+    #expect(result.status == 0, "stderr: \(result.stderr)")
+    let tensors = try #require(try json(result.stdout)["tensors"] as? [[String: Any]])
+    #expect(tensors.map { $0["name"] as? String } == ["fc1", "relu1"])
+    // Independently: both models in-process on the same input, ‖a − b‖ / ‖a‖ of each tensor.
+    let a = try Session(model: try ONNXImporter.load(path: original), options: SessionOptions(threadCount: 1))
+    let b = try Session(model: try ONNXImporter.load(path: changed), options: SessionOptions(threadCount: 1))
+    let va = try a.run(["x": x], fetching: ["fc1", "relu1"]), vb = try b.run(["x": x], fetching: ["fc1", "relu1"])
+    for (i, t) in tensors.enumerated() {
+      let p = va[i].scalars(as: Float.self).map(Double.init), q = vb[i].scalars(as: Float.self).map(Double.init)
+      let difference = zip(p, q).reduce(0.0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) }.squareRoot()
+      let reference = p.reduce(0.0) { $0 + $1 * $1 }.squareRoot()
+      let reported = try #require(t["rel_l2_error"] as? Double)
+      #expect(reported > 0)
+      #expect(abs(reported - difference / reference) <= 1e-9 * max(1, reported), "\(t)")
+      #expect(abs((t["l2_reference"] as? Double ?? 0) - reference) <= 1e-9 * reference)
+    }
+    // The text form prints a second table; a model against itself has zero tensor errors.
+    let text = try runRebirth(["verify", original, original, "--tensor", "fc1"])
+    #expect(text.status == 0)
+    #expect(text.stdout.contains("tensors (reported, not checked against the tolerance):"))
+    let same = try #require(try json(try runRebirth(["verify", original, original, "--tensor", "bn1", "--format", "json"]).stdout)["tensors"] as? [[String: Any]])
+    #expect(same.first?["rel_l2_error"] as? Double == 0)
+    // A name one model lacks is a usage error naming the file.
+    let missing = try runRebirth(["verify", original, changed, "--tensor", "nowhere"])
+    #expect(missing.status != 0)
+    #expect(missing.stderr.contains("--tensor nowhere: \(original) has no value named 'nowhere'"))
+  }
+
   @Test func verifyOfModelsWithDifferentOutputsIsAnError() throws {
     let result = try runRebirth(["verify", TestEnvironment.fixture("mlp.onnx"), TestEnvironment.fixture("googlenet_stem.onnx")])
     #expect(result.status == 1)

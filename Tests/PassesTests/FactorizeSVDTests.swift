@@ -123,6 +123,41 @@ import Testing
     #expect(change.description.contains("on held-out rows"), "\(change.description)")
   }
 
+  /// With a bias the reported error is the output tensor's as the model holds it, bias included in
+  /// the scale (what `rebirth verify --tensor` measures), for a Gemm's C and a Conv's B alike.
+  @Test(arguments: ["gemm", "conv"])
+  func theReportedOutputErrorIncludesTheBias(_ kind: String) throws {
+    let bias = seededFloats(kind == "gemm" ? 96 : 24, seed: 4).map { $0 * 3 }
+    let shape = kind == "gemm" ? [16, 64] : [1, 8, 9, 9]
+    let body =
+      kind == "gemm"
+      ? "g (float[16,64] x) => (float[16,96] y) <float[64,96] w = \(literal(seededFloats(64 * 96, seed: 23))), float[96] c = \(literal(bias))> { y = Gemm(x, w, c) }"
+      : "g (float[1,8,9,9] x) => (float[1,24,9,9] y) <float[24,8,3,3] w = \(literal(seededFloats(24 * 8 * 9, seed: 23))), float[24] c = \(literal(bias))> { y = Conv<pads = [1, 1, 1, 1]>(x, w, c) }"
+    let input = "\(header)\n\(body)"
+    var settings = ApproximationSettings()
+    settings.minParams = 0
+    settings.calibration = calibration("x", shape: shape, samples: 8, basis: 0)
+    let outcome = try runFactorization(FactorizeSVD.self, options: ["rank": "4"], on: input, settings: settings)
+    let change = try #require(outcome.report.changes.first, "\(kind)")
+    let cal = try #require(settings.calibration)
+    let original = try Session(model: try Model(parsing: input)), factorized = try Session(model: outcome.model)
+    var difference = 0.0, energy = 0.0, biasFree = 0.0
+    for feeds in cal.heldOut {
+      let a = try #require(try original.run(feeds)["y"]).scalars(as: Float.self)
+      let b = try #require(try factorized.run(feeds)["y"]).scalars(as: Float.self)
+      for (i, (p, q)) in zip(a, b).enumerated() {
+        difference += Double(p - q) * Double(p - q)
+        energy += Double(p) * Double(p)
+        let channel = kind == "gemm" ? i % 96 : i / 81
+        biasFree += (Double(p) - Double(bias[channel])) * (Double(p) - Double(bias[channel]))
+      }
+    }
+    let expected = (difference / energy).squareRoot(), withoutBias = (difference / biasFree).squareRoot()
+    let reported = try #require(change.metrics["output_error"])
+    #expect(abs(reported - expected) <= 1e-3 * expected, "\(kind): reported \(reported), measured \(expected)")
+    #expect(abs(withoutBias - expected) > 0.05 * expected, "\(kind): the bias must matter in this case")
+  }
+
   @Test func withOneSampleTheOutputErrorIsOnTheFittingRows() throws {
     let input = """
       \(header)

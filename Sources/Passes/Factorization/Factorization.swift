@@ -341,7 +341,7 @@ enum Factorization {
       var fresh = rewritten ? try LayerStatistics.collect(for: [layer], rewriter)?.first ?? nil : statistics?[i]
       // The held-out rows the reported output error is measured on (inputs from the same model).
       if fresh != nil, let held = try LayerStatistics.collect(for: [layer], rewriter, heldOut: true)?.first ?? nil {
-        fresh?.heldOutRows = (held.inputs, held.targets)
+        fresh?.heldOutRows = (held.inputs, held.targets, held.outputEnergy)
       }
       rewriter.beginChange(pattern)
       do {
@@ -372,9 +372,11 @@ enum Factorization {
   }
 
   /// The change's metrics. With calibration, `fit_error` is the layer's relative output error on
-  /// the fitting rows (what the fit minimized) and `output_error` the same on the held-out rows
-  /// (`held_out_rows` of them), or on the fitting rows again when there are no held-out samples
-  /// (`held_out_rows` 0).
+  /// the fitting rows (what the fit minimized, ‖Y − X̂W'‖ / ‖Y‖ with Y bias-free) and `output_error`
+  /// the relative error of the layer's output tensor on the held-out rows (`held_out_rows` of
+  /// them): the same residual over the norm of the output as the model holds it, bias included,
+  /// which is what `rebirth verify --tensor` measures; on the fitting rows when there are no
+  /// held-out samples (`held_out_rows` 0).
   static func report(_ o: Candidate.Outcome, of layer: EligibleLayer, heldOut: LayerStatistics?) -> [String: Double] {
     var metrics = o.metrics
     metrics["params_before"] = Double(layer.params)
@@ -385,7 +387,7 @@ enum Factorization {
     if let e = o.outputError {
       metrics["fit_error"] = e
       if let h = heldOut, let w = o.approximation, h.rows > 0 {
-        metrics["output_error"] = h.relativeOutputError(of: w)
+        metrics["output_error"] = h.relativeTensorError(of: w)
         metrics["held_out_rows"] = Double(h.rows)
       } else {
         metrics["output_error"] = e

@@ -6,6 +6,7 @@ import Linalg
 ///     y = MatMul(x, W)     W: m×n    →   p = MatMul(X_f, W_f)              X_f: m'×r, W_f: r×n'
 ///                                        f = Reshape(p, [-1]); f = Slice(f, [0], [m·n])  (if padded)
 ///                                        W' = Reshape(f, [m, n]);  y = MatMul(x, W')
+///    (plain layout m' = m:                   y = MatMul(MatMul(x, A), B), as factorize-svd)
 ///
 /// W's elements in row-major order fill an auxiliary m'×n' matrix (m'·n' ≥ m·n, the rest
 /// padding); its best rank-r approximation X_f·W_f (truncated SVD, with hard-impute rounds for the
@@ -20,8 +21,12 @@ import Linalg
 /// alternating least squares on the layer's output error (`DeepThinALS`, `iterations` rounds), the
 /// refit kept only when it also beats the start on the held-out calibration rows.
 ///
-/// Honest limits: the weight is rebuilt at run time (r·m'·n' MACs more per run, unless a runtime
-/// folds the constant MatMul): the gain is file size, not speed. Measured on MiniLM-L6 (docs/passes.md):
+/// The plain layout is plain low rank and is written as factorize-svd writes it: two thin layers
+/// (`MatMul(MatMul(x, A), B)`, or a Conv to r channels and a 1×1 Conv), r·(d_in + d_out) MACs per
+/// row instead of d_in·d_out, so it runs faster than the layer it replaces.
+///
+/// Honest limits: a near-square layout's weight is rebuilt at run time (r·m'·n' MACs more per run,
+/// unless a runtime folds the constant MatMul): its gain is file size, not speed. Measured on MiniLM-L6 (docs/passes.md):
 /// ALS cuts a near-square layout's held-out layer error from about 0.6 (hard impute) to 0.15-0.45,
 /// but whitened SVD of the plain layout stays better at equal parameters (e.g. a 384×384 attention
 /// layer: 0.17 for DeepThin 404×365 rank 96 against 0.12 for plain rank 96), so `layout=auto` keeps
@@ -112,13 +117,25 @@ public struct FactorizeDeepThin: Pass {
   ) -> Candidate {
     let plain = shape.rows == layer.weightShape[0]
     let detail = "\(shape.rows)×\(shape.columns) rank \(r)" + (plain ? " (plain layout)" : "")
-    let params = shape.params(rank: r), macs = layer.macs + r * shape.rows * shape.columns
+    // The plain layout runs as two thin layers (x·A·B); a near-square one rebuilds W each run.
+    let params = shape.params(rank: r)
+    let macs = plain ? layer.positions * r * (layer.inputs + layer.outputs) : layer.macs + r * shape.rows * shape.columns
     return Candidate(
       method: "deepthin", detail: detail, params: params, macs: macs, weightError: fit.isWhitened ? .nan : error,
       outputError: fit.isWhitened ? error : nil
     ) { rewriter, fresh in
       let stats = fresh ?? statistics
-      var (x, w) = try factors(layer, shape, rank: r, statistics: fresh, fit: fit)
+      if plain {
+        let (a, b) = try plainFactors(layer, rank: r, statistics: fresh, fit: fit)
+        let approximation = a.multiplied(by: b)
+        try layer.rewriteLowRank(a: a, b: b, &rewriter)
+        return Candidate.Outcome(
+          detail: detail, params: params, macs: macs, weightError: relativeWeightError(layer.matrix, approximation),
+          outputError: stats?.relativeOutputError(of: approximation),
+          metrics: ["rank": Double(r), "layout_rows": Double(shape.rows), "layout_columns": Double(shape.columns)],
+          approximation: approximation)
+      }
+      var (x, w) = try shape.factors(of: layer.weightTensor(from: layer.matrix).floats ?? [], rank: r)
       var metrics = ["rank": Double(r), "layout_rows": Double(shape.rows), "layout_columns": Double(shape.columns)]
       if !plain, let s = stats { (x, w) = refitted(layer, shape, x: x, w: w, statistics: s, metrics: &metrics) }
       let approximation = layer.matrix(fromNodeLayout: shape.rebuild(x: x, w: w))
@@ -160,15 +177,13 @@ public struct FactorizeDeepThin: Pass {
     return keep ? (fitted.x, fitted.w) : (x, w)
   }
 
-  /// The factors: for the plain layout the (whitened) low-rank fit, else hard-impute SVD.
-  private func factors(
-    _ layer: EligibleLayer, _ shape: DeepThinLayout, rank r: Int, statistics fresh: LayerStatistics?, fit: LowRankFit
-  ) throws -> (x: Matrix, w: Matrix) {
-    guard shape.rows == layer.weightShape[0] else { return try shape.factors(of: layer.weightTensor(from: layer.matrix).floats ?? [], rank: r) }
+  /// The plain layout's factors W' = A·B (A: d_in × r, B: r × d_out): the (whitened) low-rank fit,
+  /// refitted on `fresh` statistics when there are some.
+  private func plainFactors(_ layer: EligibleLayer, rank r: Int, statistics fresh: LayerStatistics?, fit: LowRankFit) throws
+    -> (a: Matrix, b: Matrix)
+  {
     let refit = fresh != nil && fit.isWhitened ? try LowRankFit(weight: layer.matrix, statistics: fresh) : fit
-    let (a, b) = try refit.factors(rank: r)
-    // Node layout: [d_in, d_out] = A·B for MatMul and Gemm; a Conv's [M, C·k…] = Bᵀ·Aᵀ.
-    return layer.isConv ? (b.transposed, a.transposed) : (a, b)
+    return try refit.factors(rank: r)
   }
 
   /// Rewrites the layer to read the weight rebuilt from the factors.

@@ -32,7 +32,8 @@ import Linalg
 ///
 /// With calibration data the factors are refitted by alternating least squares on the layer's
 /// inputs X̂ from the current model and outputs Y of the original (the output is linear in the A's
-/// for fixed B's and the other way round), starting from the weight-only fit and keeping the best.
+/// for fixed B's and the other way round), starting from the weight-only fit and keeping the best;
+/// the allocation then weighs each candidate by its weight-only fit's output error on those rows.
 /// Measured on a trained matrix (docs/passes.md): at equal parameters a Kronecker sum has twice
 /// plain SVD's output error, and the ALS refit overfits few calibration rows and loses to whitened
 /// SVD on held-out data: prefer `factorize-svd` unless the report shows otherwise for your model.
@@ -69,15 +70,21 @@ struct FactorizeKronecker: Pass {
     let graph = rewriter.graph
     try Factorization.run(
       &rewriter, pattern: "KroneckerSum", opTypes: [OpType.matMul, OpType.gemm], budget: terms > 0 ? .fixed : nil
-    ) { layer, _ in
+    ) { layer, statistics in
       guard let lowering = KroneckerLowering(layer, in: graph) else { return [] }
-      return try candidates(layer, lowering)
+      return try candidates(layer, lowering, statistics: statistics)
     }
   }
 
-  /// Every (split, terms) that fits, with its weight error from the singular values of R(W).
-  private func candidates(_ layer: EligibleLayer, _ lowering: KroneckerLowering) throws -> [Candidate] {
+  /// Every (split, terms) that fits, with its weight error from the singular values of R(W); with
+  /// calibration also the output error of the weight-only fit on the calibration rows (METHODS 5.1's
+  /// whitened measure, an upper bound of what the ALS refit reaches), which the allocation then
+  /// weighs instead of the weight error.
+  private func candidates(_ layer: EligibleLayer, _ lowering: KroneckerLowering, statistics: LayerStatistics?) throws
+    -> [Candidate]
+  {
     let w = layer.matrix, norm = Double(w.frobeniusNorm)
+    let whitened = statistics.flatMap { try? LowRankFit(weight: w, statistics: $0) }.flatMap { $0.isWhitened ? $0 : nil }
     var result: [Candidate] = []
     for split in KroneckerSplit.candidates(p: layer.inputs, q: layer.outputs, limit: splits) {
       let svd = try split.rearranged(w).singularValueDecomposition()
@@ -88,21 +95,23 @@ struct FactorizeKronecker: Pass {
         guard base < layer.params, baseMACs < layer.macs else { continue }
         var weightError = norm > 0 ? energy.dropFirst(r).reduce(0, +).squareRoot() / norm : 0
         var params = base, macs = baseMACs
-        if dope > 0 {
+        var outputError: Double?
+        if dope > 0 || whitened != nil {
           let fit = KroneckerSum(nearestTo: svd, split: split, terms: r)
-          if let d = KroneckerDoping(residual: residual(w, fit.dense()), count: dope, inputScale: nil) {
-            var approx = fit.dense()
+          var approx = fit.dense()
+          if dope > 0, let d = KroneckerDoping(residual: residual(w, approx), count: dope, inputScale: nil) {
             d.add(to: &approx)
             weightError = norm > 0 ? Double(residual(w, approx).frobeniusNorm) / norm : 0
             params += d.params
             macs += layer.positions * d.params
           }
+          outputError = whitened?.predictedError(of: approx)
         }
         let fitter = KroneckerFitter(layer: layer, svd: svd, split: split, terms: r, dope: dope, iterations: iterations)
         result.append(
           Candidate(
             method: dope > 0 ? "doped-kronecker" : "kronecker", detail: "\(split), \(r) term\(r == 1 ? "" : "s")",
-            params: params, macs: macs, weightError: weightError, outputError: nil,
+            params: params, macs: macs, weightError: weightError, outputError: outputError,
             apply: { rewriter, statistics in try fitter.apply(lowering, &rewriter, statistics) }))
       }
     }

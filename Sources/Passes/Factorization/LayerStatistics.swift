@@ -9,12 +9,18 @@ import Runtime
 struct LayerStatistics {
   var inputs: Matrix
   var targets: Matrix
+  /// ‖Y + bias‖² over the same rows: the energy of the layer's output tensor as the model holds it
+  /// (nil: no bias, the targets' own energy). The reported errors are relative to it, so they are
+  /// what `rebirth verify --tensor` measures on the layer's output.
+  var outputEnergy: Double? = nil
   /// The same layer's rows on the held-out calibration samples, when the driver collected them
   /// (`collect(…, heldOut: true)`): what the reported `output_error` is measured on.
-  var heldOutRows: (inputs: Matrix, targets: Matrix)? = nil
+  var heldOutRows: (inputs: Matrix, targets: Matrix, outputEnergy: Double?)? = nil
 
   /// The held-out rows as statistics of their own (nil when there are none).
-  var heldOut: LayerStatistics? { heldOutRows.map { LayerStatistics(inputs: $0.inputs, targets: $0.targets) } }
+  var heldOut: LayerStatistics? {
+    heldOutRows.map { LayerStatistics(inputs: $0.inputs, targets: $0.targets, outputEnergy: $0.outputEnergy) }
+  }
 
   var rows: Int { inputs.rows }
   /// ‖Y‖².
@@ -28,6 +34,15 @@ struct LayerStatistics {
   /// ‖Y − X̂·A·B‖ / ‖Y‖.
   func relativeOutputError(a: Matrix, b: Matrix) -> Double {
     relative(inputs.multiplied(by: a).multiplied(by: b))
+  }
+
+  /// ‖Y − X̂·W‖ / ‖Y + bias‖ for `w`: the relative error of the layer's output tensor (bias
+  /// included in the scale, as `rebirth verify --tensor` measures it), which the report gives.
+  func relativeTensorError(of w: Matrix) -> Double {
+    let error = relativeOutputError(of: w)
+    guard let energy = outputEnergy, energy > 0 else { return error }
+    let scale = targetEnergy
+    return scale > 0 ? error * (scale / energy).squareRoot() : error / energy.squareRoot()
   }
 
   /// ‖Y − P‖ / ‖Y‖ for predictions `p`.
@@ -116,16 +131,18 @@ struct LayerStatistics {
     var xOut = [Float](repeating: 0, count: picked.count * layer.inputs)
     var yOut = [Float](repeating: 0, count: picked.count * layer.outputs)
     var sample = 0, offset = 0
+    var energy = 0.0
     for (k, global) in picked.enumerated() {
       while global - offset >= reader[sample].count {
         offset += reader[sample].count
         sample += 1
       }
       reader[sample].read(row: global - offset, into: &xOut, at: k * layer.inputs, target: &yOut, at: k * layer.outputs, bias: bias)
+      if bias != nil { energy += reader[sample].outputEnergy(row: global - offset) }
     }
     return LayerStatistics(
       inputs: Matrix(rows: picked.count, columns: layer.inputs, elements: xOut),
-      targets: Matrix(rows: picked.count, columns: layer.outputs, elements: yOut))
+      targets: Matrix(rows: picked.count, columns: layer.outputs, elements: yOut), outputEnergy: bias == nil ? nil : energy)
   }
 }
 
@@ -164,6 +181,21 @@ private struct RowReader {
               geometry.strides, geometry.dilations, geometry.pads)
       count = x.shape[0] * y.shape[2] * y.shape[3]
     }
+  }
+
+  /// Σ y² over row i's output vector (bias included, as the model holds it).
+  func outputEnergy(row i: Int) -> Double {
+    var sum = 0.0
+    guard let g = conv else {
+      for j in 0..<dOut { sum += Double(y[i * dOut + j]) * Double(y[i * dOut + j]) }
+      return sum
+    }
+    let n = i / (g.ho * g.wo), p = (i / g.wo) % g.ho, q = i % g.wo
+    for m in 0..<dOut {
+      let v = Double(y[((n * dOut + m) * g.ho + p) * g.wo + q])
+      sum += v * v
+    }
+    return sum
   }
 
   func read(row i: Int, into xs: inout [Float], at xAt: Int, target ys: inout [Float], at yAt: Int, bias: [Float]?) {
