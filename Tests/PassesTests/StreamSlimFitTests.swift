@@ -113,6 +113,191 @@ func runFitted(
     #expect(zip(try #require(bias.floats), [0.5, -0.25, 0.125]).allSatisfy { abs(Double($0) - $1) < 1e-4 })
   }
 
+  // MARK: Monotone activation chains between the conv and the MaxPool / LRN
+
+  /// Chains of monotone activations before a MaxPool 1×1 stride 2 (a subsampling, which commutes
+  /// with them): the stride-2 conv with the chain kept after it is exact, so the fit in
+  /// pre-activation space (exact inverse for LeakyRelu, clamp-aware for the clamps) must find it.
+  @Test(arguments: [
+    ("a = LeakyRelu <alpha = 0.2> (c)", ["LeakyRelu"]),
+    ("l = LeakyRelu <alpha = 0.2> (c)\n a = Max(l, m)", ["LeakyRelu", "Max"]),
+    ("a = Max(m, c)", ["Max"]),
+    ("a = Min(c, m)", ["Min"]),
+    ("a = Clip(c, lo, hi)", ["Clip"]),
+    ("a = Clip(c, lo)", ["Clip"]),
+    ("r = Relu(c)\n a = Clip(r, lo, hi)", ["Relu", "Clip"]),
+    ("a = LeakyRelu <alpha = 0.0> (c)", ["LeakyRelu"]),
+  ])
+  func chainBeforeSubsamplingIsExact(chain: String, ops: [String]) throws {
+    let outcome = try runFitted(
+      StreamSlimFit.self,
+      on: """
+        \(header)
+        g (float[1,3,9,9] x) => (float[1,4,4,4] y) <float[4,3,3,3] w = \(floatLiteral(108, seed: 5)), float[4] b = {0.1, -0.2, 0.3, 0.0}, float[1,1,1,1] m = {-0.4}, float lo = {-0.3}, float hi = {0.5}> {
+          c = Conv <kernel_shape = [3, 3]> (x, w, b)
+          \(chain)
+          p = MaxPool <kernel_shape = [1, 1], strides = [2, 2]> (a)
+          y = Sigmoid(p)
+        }
+        """)
+    #expect(outcome.changes(of: StreamSlimFit.self).count == 1)
+    #expect(outcome.ops == ["Conv"] + ops + ["Sigmoid"])
+    let conv = try #require(outcome.model.graph.nodeIDs.map { outcome.model.graph[$0] }.first { $0.opType == "Conv" })
+    #expect(conv.attribute("strides")?.ints == [2, 2])
+    try expectSameOutputs(outcome.original, outcome.model, tolerance: 1e-4)
+    let error = try #require(outcome.changes(of: StreamSlimFit.self).first?.metrics["output_error"])
+    #expect(error < 1e-5)
+  }
+
+  /// LRN with α = 0 is a scaling, which commutes with LeakyRelu (positively homogeneous): the
+  /// merged LeakyRelu(conv·bias^−β) is exact.
+  @Test func lrnAfterLeakyReluIsExact() throws {
+    let outcome = try runFitted(
+      StreamSlimFit.self,
+      on: """
+        \(header)
+        g (float[1,3,8,8] x) => (float[1,4,8,8] y) <float[4,3,3,3] w = \(floatLiteral(108, seed: 3)), float[4] b = {0.1, -0.2, 0.3, 0.0}> {
+          c = Conv <kernel_shape = [3, 3], pads = [1, 1, 1, 1]> (x, w, b)
+          a = LeakyRelu <alpha = 0.1> (c)
+          n = LRN <size = 3, alpha = 0.0, beta = 0.75, bias = 2.0> (a)
+          y = Sigmoid(n)
+        }
+        """)
+    #expect(outcome.changes(of: StreamSlimFit.self).count == 1)
+    #expect(outcome.ops == ["Conv", "LeakyRelu", "Sigmoid"])
+    try expectSameOutputs(outcome.original, outcome.model, tolerance: 1e-4)
+  }
+
+  /// openWakeWord's embedding model: Conv → LeakyRelu → Max(x, −0.4) → MaxPool 2×2/2 (and the
+  /// same with Clip, or Max alone). The chain stays after the fitted conv; the fit is approximate:
+  /// its recorded error is the model's, re-measured, and the fit beats its initializer (the exact
+  /// average-pool merge, which MaxPool is not).
+  @Test(arguments: [
+    ("l = LeakyRelu <alpha = 0.2> (c)\n a = Max(l, m)", ["LeakyRelu", "Max"]),
+    ("a = Max(c, m)", ["Max"]),
+    ("a = Clip(c, lo, hi)", ["Clip"]),
+  ])
+  func chainBeforeMaxPoolMerges(chain: String, ops: [String]) throws {
+    // `pooledFirst`: the fit's initializer, the chain after the conv's exact average-pool merge.
+    let body = { (pooledFirst: Bool) in
+      """
+      \(self.header)
+      g (float[1,3,12,12] x) => (float[1,4,5,5] y) <float[4,3,3,3] w = \(floatLiteral(108, seed: 21, scale: 0.5)), float[4] b = {0.1, -0.2, 0.3, 0.0}, float[1,1,1,1] m = {-0.4}, float lo = {-0.3}, float hi = {0.5}> {
+        \(pooledFirst ? "c0" : "c") = Conv <kernel_shape = [3, 3]> (x, w, b)
+        \(pooledFirst ? "c = AveragePool <kernel_shape = [2, 2], strides = [2, 2]> (c0)" : "")
+        \(chain)
+        y = \(pooledFirst ? "Identity(a)" : "MaxPool <kernel_shape = [2, 2], strides = [2, 2]> (a)")
+      }
+      """
+    }
+    let outcome = try runFitted(StreamSlimFit.self, on: body(false), samples: 12)
+    let changes = outcome.changes(of: StreamSlimFit.self)
+    #expect(changes.count == 1)
+    #expect(outcome.ops == ["Conv"] + ops)
+    let conv = outcome.model.graph[outcome.model.graph.nodeIDs[0]]
+    #expect(conv.attribute("kernel_shape")?.ints == [4, 4])
+    #expect(conv.attribute("strides")?.ints == [2, 2])
+    let calibration = try #require(outcome.calibration)
+    let measured = try calibration.outputError(of: outcome.model, against: outcome.original)
+    let recorded = try #require(changes.first?.metrics["output_error"])
+    #expect(abs(recorded - measured) <= 1e-9 * max(1, measured))
+    let prior = try Model(parsing: body(true))
+    let priorError = try calibration.outputError(of: prior, against: outcome.original)
+    #expect(measured < priorError, "fitted \(measured), average-pool initializer \(priorError)")
+    let fitError = try #require(changes.first?.metrics["fit_error"])
+    #expect(fitError < 0.5, "held-out relative L2 error of the fitted layer \(fitError)")
+  }
+
+  // MARK: kernel=same (DeepRebirth's merge)
+
+  /// The conv's own 5×5 kernel at stride 2·2, at the middle conv position of each 3×3 pool window
+  /// (begin pad 2 − 1·2 = 0, end pad 1 so that the output is the pool's 6×6): fewer MACs than the
+  /// composite 9×9, and a fit at least as good as plain subsampling (its initializer).
+  @Test func sameKernelMerge() throws {
+    let text = """
+      \(header)
+      g (float[1,3,24,24] x) => (float[1,6,6,6] y) <float[6,3,5,5] w = \(floatLiteral(450, seed: 11, scale: 0.3)), float[6] b = {0.1, -0.1, 0.2, 0.0, 0.05, -0.05}> {
+        c = Conv <kernel_shape = [5, 5], strides = [2, 2], pads = [2, 2, 2, 2]> (x, w, b)
+        r = LeakyRelu <alpha = 0.2> (c)
+        y = MaxPool <kernel_shape = [3, 3], strides = [2, 2], pads = [0, 0, 1, 1]> (r)
+      }
+      """
+    let same = try runFitted(StreamSlimFit.self, on: text, samples: 12, options: ["kernel": "same"])
+    let change = try #require(same.changes(of: StreamSlimFit.self).first)
+    #expect(same.ops == ["Conv", "LeakyRelu"])
+    let conv = same.model.graph[same.model.graph.nodeIDs[0]]
+    #expect(conv.attribute("kernel_shape")?.ints == [5, 5])
+    #expect(conv.attribute("strides")?.ints == [4, 4])
+    #expect(conv.attribute("pads")?.ints == [0, 0, 1, 1])
+    // 6·3·5·5 taps at 6×6 outputs; before: 6·3·5·5 at 12×12 plus the pool's 6·3·3 at 6×6.
+    #expect(change.metrics["macs_after"] == Double(6 * 75 * 36))
+    #expect(change.metrics["macs_before"] == Double(6 * 75 * 144 + 6 * 9 * 36))
+
+    let composite = try runFitted(StreamSlimFit.self, on: text, samples: 12)
+    let compositeChange = try #require(composite.changes(of: StreamSlimFit.self).first)
+    #expect(composite.model.graph[composite.model.graph.nodeIDs[0]].attribute("kernel_shape")?.ints == [9, 9])
+    #expect(try #require(change.metrics["macs_after"]) < compositeChange.metrics["macs_after"]!)
+
+    // The error is the model's, and no worse than the unfitted subsampling conv (θ₀).
+    let calibration = try #require(same.calibration)
+    let measured = try calibration.outputError(of: same.model, against: same.original)
+    #expect(abs(measured - change.metrics["output_error"]!) <= 1e-9 * max(1, measured))
+    let subsampled = try Model(
+      parsing: """
+        \(header)
+        g (float[1,3,24,24] x) => (float[1,6,6,6] y) <float[6,3,5,5] w = \(floatLiteral(450, seed: 11, scale: 0.3)), float[6] b = {0.1, -0.1, 0.2, 0.0, 0.05, -0.05}> {
+          c = Conv <kernel_shape = [5, 5], strides = [4, 4], pads = [0, 0, 1, 1]> (x, w, b)
+          y = LeakyRelu <alpha = 0.2> (c)
+        }
+        """)
+    let priorError = try calibration.outputError(of: subsampled, against: same.original)
+    #expect(measured < priorError, "fitted \(measured), subsampling \(priorError)")
+  }
+
+  /// With the same kernel a 1×1 pool is still a plain subsampling: exact.
+  @Test func sameKernelSubsamplingIsExact() throws {
+    let outcome = try runFitted(
+      StreamSlimFit.self,
+      on: """
+        \(header)
+        g (float[1,3,9,9] x) => (float[1,4,4,4] y) <float[4,3,3,3] w = \(floatLiteral(108, seed: 5)), float[4] b = {0.1, -0.2, 0.3, 0.0}> {
+          c = Conv <kernel_shape = [3, 3]> (x, w, b)
+          r = Relu(c)
+          y = MaxPool <kernel_shape = [1, 1], strides = [2, 2]> (r)
+        }
+        """, options: ["kernel": "same"])
+    #expect(outcome.changes(of: StreamSlimFit.self).count == 1)
+    let conv = outcome.model.graph[outcome.model.graph.nodeIDs[0]]
+    #expect(conv.attribute("kernel_shape")?.ints == [3, 3])
+    #expect(conv.attribute("pads")?.ints == [0, 0, 0, 0])
+    try expectSameOutputs(outcome.original, outcome.model, tolerance: 1e-4)
+  }
+
+  /// The window arithmetic: GoogLeNet's conv1 (7×7/2 pad 3) + pool1 (3×3/2, ceil mode: end pad 1
+  /// on 112) gives 7×7/4 begin pad 1, end pad 2, over 224 → 56; a pool whose begin pad exceeds
+  /// what the conv position can absorb shifts toward the window's start.
+  @Test func sameKernelWindows() throws {
+    let conv1 = Window2D(kernel: [7, 7], strides: [2, 2], dilations: [1, 1], pads: [3, 3, 3, 3], group: 1)
+    let pool1 = Window2D(kernel: [3, 3], strides: [2, 2], dilations: [1, 1], pads: [0, 0, 1, 1], group: 1)
+    let merged = try #require(
+      ConvMaxPoolFit.sameKernelWindow(conv: conv1, pool: pool1, input: [224, 224], pooled: [56, 56]))
+    #expect(merged.kernel == [7, 7] && merged.strides == [4, 4] && merged.pads == [1, 1, 2, 2])
+    let noPad = Window2D(kernel: [3, 1], strides: [1, 1], dilations: [1, 1], pads: [0, 0, 0, 0], group: 1)
+    let pool2 = Window2D(kernel: [2, 2], strides: [2, 2], dilations: [1, 1], pads: [0, 0, 0, 0], group: 1)
+    let oww = try #require(ConvMaxPoolFit.sameKernelWindow(conv: noPad, pool: pool2, input: [74, 32], pooled: [36, 16]))
+    #expect(oww.kernel == [3, 1] && oww.strides == [2, 2] && oww.pads == [0, 0, 0, 0])
+    // An output the pool's size cannot have: declined.
+    #expect(ConvMaxPoolFit.sameKernelWindow(conv: noPad, pool: pool2, input: [74, 32], pooled: [30, 16]) == nil)
+  }
+
+  @Test func kernelOptionIsChecked() throws {
+    var options = PassOptions(for: StreamSlimFit.self)
+    try options.set("kernel", "same")
+    #expect((try StreamSlimFit(options: options)).sameKernel)
+    try options.set("kernel", "big")
+    #expect(throws: PassOptionError.self) { try StreamSlimFit(options: options) }
+  }
+
   // MARK: GoogLeNet's stem, step by step, and the budget
 
   var stem: String {
@@ -228,6 +413,47 @@ func runFitted(
         c = Conv <kernel_shape = [5, 5], strides = [2, 2], pads = [2, 2, 2, 2]> (x, w)
         r = Relu(c)
         n = LRN <size = 5> (r)
+      }
+      """
+    let outcome = try runFitted(StreamSlimFit.self, on: text)
+    #expect(outcome.changes(of: StreamSlimFit.self).isEmpty)
+    #expect(outcome.skipped(of: StreamSlimFit.self).isEmpty)
+  }
+
+  /// Chains the fit cannot keep: an activation read twice, a non-monotone op (Abs, Neg,
+  /// LeakyRelu with α < 0), a Max with a per-channel (non-scalar) operand or a non-constant one,
+  /// an intermediate that is a graph output.
+  @Test(arguments: [
+    "l = LeakyRelu <alpha = 0.2> (c)\n a = Max(l, m)\n z = Sigmoid(l)",
+    "a = Abs(c)",
+    "a = Neg(c)",
+    "a = LeakyRelu <alpha = -0.5> (c)",
+    "a = Max(c, mc)",
+    "a = Max(c, x2)",
+  ])
+  func chainGuardsDecline(chain: String) throws {
+    let text = """
+      \(header)
+      g (float[1,3,9,9] x, float[1,4,8,8] x2) => (float[1,4,4,4] y, float[1,4,8,8] z) <float[4,3,2,2] w = \(floatLiteral(48, seed: 5)), float[1,1,1,1] m = {-0.4}, float[1,4,1,1] mc = {-0.4, 0.1, 0.0, 0.2}> {
+        c = Conv <kernel_shape = [2, 2]> (x, w)
+        \(chain)
+        y = MaxPool <kernel_shape = [2, 2], strides = [2, 2]> (a)
+        \(chain.contains("z =") ? "" : "z = Sigmoid(x2)")
+      }
+      """
+    let outcome = try runFitted(StreamSlimFit.self, on: text)
+    #expect(outcome.changes(of: StreamSlimFit.self).isEmpty)
+    #expect(outcome.skipped(of: StreamSlimFit.self).isEmpty)
+  }
+
+  @Test func chainIntermediateThatIsAGraphOutputDeclines() throws {
+    let text = """
+      \(header)
+      g (float[1,3,9,9] x) => (float[1,4,4,4] y, float[1,4,8,8] l) <float[4,3,2,2] w = \(floatLiteral(48, seed: 5)), float[1,1,1,1] m = {-0.4}> {
+        c = Conv <kernel_shape = [2, 2]> (x, w)
+        l = LeakyRelu <alpha = 0.2> (c)
+        a = Max(l, m)
+        y = MaxPool <kernel_shape = [2, 2], strides = [2, 2]> (a)
       }
       """
     let outcome = try runFitted(StreamSlimFit.self, on: text)

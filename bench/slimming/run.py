@@ -381,6 +381,8 @@ def main() -> int:
     parser.add_argument("--models", default=",".join(MODELS + [CAFFE]), help="part exact")
     parser.add_argument("--fit-corpus", default="openwakeword__embedding_model.onnx",
                         help="trained corpus models (file names in $REBIRTH_CORPUS) for part fit")
+    parser.add_argument("--fit-caffe", action=argparse.BooleanOptionalAction, default=True,
+                        help="part fit: include the Caffe-style GoogLeNet (--no-fit-caffe: the corpus models only)")
     parser.add_argument("--budgets", default="1e-3,1e-2,5e-2",
                         help="max-error budgets; E:stream for stream-slim-fit alone (no branch-slim-fit)")
     parser.add_argument("--calibration", type=int, default=32)
@@ -412,7 +414,7 @@ def main() -> int:
         part_exact({n: paths[n] for n in names if n in paths}, work, args)
         print(f"\nload average: {load_average()}")
     if args.part in ("fit", "all"):
-        rows = part_fit(CAFFE, caffe_googlenet.ensure(), work, args)
+        rows = part_fit(CAFFE, caffe_googlenet.ensure(), work, args) if args.fit_caffe else []
         for f in filter(None, args.fit_corpus.split(",")):
             try:
                 rows += part_fit(Path(f).stem, CORPUS / f, work, args)

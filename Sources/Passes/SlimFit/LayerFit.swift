@@ -19,17 +19,37 @@ import Runtime
 /// float32 cannot factor is factored and solved in float64 (``solveFloat64``). λ is `factor · trace(G)/p`, the factor
 /// chosen among ``lambdaFactors`` by the relative error on the held-back samples.
 ///
-/// Through a kept Relu (`throughRelu`) the target is post-activation (≥ 0). The fit is "ReLU-aware"
-/// (METHODS 1.9): a zero target is replaced by min(prediction, 0), starting from θ₀'s predictions,
-/// and the fit repeated ``reluRounds`` times.
+/// Through kept activations f (`activation`, a ``MonotoneChain``: Relu, LeakyRelu, Max/Min with a
+/// scalar, Clip) the target is post-activation, and the fit is made in pre-activation space: each
+/// target y becomes the point of f⁻¹(y) nearest the current prediction (exact where f is
+/// invertible, LeakyRelu with α > 0; "beyond the bound" where y is a clamp value). Through a lone
+/// Relu this is ReLU-aware fitting (METHODS 1.9): a zero target is replaced by min(prediction, 0).
+/// With a clamp in the chain the fit starts from θ₀'s predictions and is repeated ``reluRounds``
+/// times; a chain of bijections needs one round.
 struct LayerFit: Sendable {
   /// The fitted conv's window (group 1).
   let window: Window2D
   let channels: Int
   let outChannels: Int
-  let throughRelu: Bool
+  /// The activations kept after the fitted conv.
+  let activation: MonotoneChain
   /// θ₀, `p × M` row-major: row `(c·kh + u)·kw + v` holds W₀[·, c, u, v], the last row the bias.
   let prior: [Double]
+
+  init(window: Window2D, channels: Int, outChannels: Int, activation: MonotoneChain, prior: [Double]) {
+    self.window = window
+    self.channels = channels
+    self.outChannels = outChannels
+    self.activation = activation
+    self.prior = prior
+  }
+
+  /// A fit with a kept Relu (`throughRelu`) or none.
+  init(window: Window2D, channels: Int, outChannels: Int, throughRelu: Bool, prior: [Double]) {
+    self.init(
+      window: window, channels: channels, outChannels: outChannels, activation: throughRelu ? .relu : .none,
+      prior: prior)
+  }
 
   static let lambdaFactors: [Double] = [1e-7, 1e-5, 1e-3, 1e-1]
   static let reluRounds = 3
@@ -97,7 +117,7 @@ struct LayerFit: Sendable {
       let lambda = max(factor * trace / Double(p), 1e-12)
       var theta = prior
       do {
-        for _ in 0..<(throughRelu ? Self.reluRounds : 1) {
+        for _ in 0..<(activation.clamps ? Self.reluRounds : 1) {
           theta = try solve(gram: gram, rhs: rightHandSide(train, theta: theta), lambda: lambda)
         }
       } catch {
@@ -113,16 +133,26 @@ struct LayerFit: Sendable {
     return best
   }
 
-  /// ΦᵀT + (nothing: the prior term is added by `solve`), with ReLU-aware targets from `theta`.
+  /// ΦᵀT + (nothing: the prior term is added by `solve`), with pre-activation targets (clamp-aware
+  /// from `theta`'s predictions).
   private func rightHandSide(_ sets: [(Matrix, Matrix)], theta: [Double]) -> [Double] {
     let (p, m) = (columns, outChannels)
     var rhs = [Double](repeating: 0, count: p * m)
     let thetaMatrix = Matrix(rows: p, columns: m, elements: theta.map { Float($0) })
     for (phi, target) in sets {
       var t = target
-      if throughRelu {
+      if activation == .relu {
+        // ReLU-aware rounds, kept in their original form.
         let prediction = phi.multiplied(by: thetaMatrix)
         for k in t.elements.indices where t.elements[k] <= 0 { t.elements[k] = min(prediction.elements[k], 0) }
+      } else if activation.clamps {
+        let prediction = phi.multiplied(by: thetaMatrix)
+        for k in t.elements.indices {
+          t.elements[k] = activation.target(t.elements[k], prediction: prediction.elements[k])
+        }
+      } else if !activation.isEmpty {
+        // Bijections: the targets' exact preimages (the prediction does not matter).
+        for k in t.elements.indices { t.elements[k] = activation.target(t.elements[k], prediction: 0) }
       }
       accumulate(&rhs, phi.multiplied(by: t, transposingSelf: true))
     }
@@ -188,14 +218,14 @@ struct LayerFit: Sendable {
     }
   }
 
-  /// ‖f(Φθ) − T‖ / ‖T‖ over `sets`, f the kept Relu if any.
+  /// ‖f(Φθ) − T‖ / ‖T‖ over `sets`, f the kept activations.
   private func relativeError(_ sets: [(Matrix, Matrix)], theta: [Double]) -> Double {
     let thetaMatrix = Matrix(rows: columns, columns: outChannels, elements: theta.map { Float($0) })
     var difference = 0.0, norm = 0.0
     for (phi, target) in sets {
       let prediction = phi.multiplied(by: thetaMatrix)
       for k in target.elements.indices {
-        let y = throughRelu ? max(prediction.elements[k], 0) : prediction.elements[k]
+        let y = activation.isEmpty ? prediction.elements[k] : activation(prediction.elements[k])
         let t = Double(target.elements[k])
         difference += (Double(y) - t) * (Double(y) - t)
         norm += t * t

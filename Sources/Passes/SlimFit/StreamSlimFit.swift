@@ -9,18 +9,28 @@ import Graph
 /// after a conv is deleted and the conv's weights and bias are refitted in closed form on
 /// calibration activations so that it reproduces the deleted layer's output.
 ///
-///     c = Conv<K, s, d, pads p>(x, W, B) [; r = Relu(c)]; y = LRN<size, α, β, bias>(r | c)
-///       →  y ≈ [Relu](Conv<K, s, d, pads p>(x, W*, B*))
-///     c = Conv<K1, s1, d1, pads p>(x, W, B) [; r = Relu(c)]; y = MaxPool<k, s, pads q>(r | c)
-///       →  y ≈ [Relu](Conv<K = d1(K1−1)+1+(k−1)s1, stride s1·s, pads p + q·s1>(x, W*, B*))
+///     c = Conv<K, s, d, pads p>(x, W, B) [; a = f(c)]; y = LRN<size, α, β, bias>(a | c)
+///       →  y ≈ [f](Conv<K, s, d, pads p>(x, W*, B*))
+///     c = Conv<K1, s1, d1, pads p>(x, W, B) [; a = f(c)]; y = MaxPool<k, s, pads q>(a | c)
+///       →  y ≈ [f](Conv<K = d1(K1−1)+1+(k−1)s1, stride s1·s, pads p + q·s1>(x, W*, B*))   kernel=composite
+///       →  y ≈ [f](Conv<K1, d1, stride s1·s, pads p + (q−j)·s1 | least end pad>(x, W*, B*))  kernel=same
+///
+/// f is a chain of single-use elementwise activations that are monotone non-decreasing (Relu,
+/// LeakyRelu with α ≥ 0, Max/Min with a scalar constant, Clip with constant bounds; ``MonotoneChain``),
+/// kept after the fitted conv. For MaxPool this is exact algebra, MaxPool(f(c)) = f(MaxPool(c)),
+/// so only the pooling is approximated; for LRN the target is the LRN's output and the merged
+/// layer f(conv'(x)) is fitted to it.
 ///
 /// W*, B* solve the ridge least squares of ``LayerFit`` against the original model's value of y
-/// (inputs x from the model as rewritten so far, so errors do not pile up), the ridge pulling
-/// toward an initializer that is exact in the limit: for LRN the conv scaled by bias^−β (LRN with
-/// α = 0, or small activations), for MaxPool the exact average-pool merge (METHODS 1.7.2; the
-/// composite kernel, which always fits at least as well as DeepRebirth's same-size kernel). A kept
-/// Relu stays after the conv and the fit is ReLU-aware. Chains (GoogLeNet's stem: Conv, Relu,
-/// MaxPool, LRN) merge step by step.
+/// (inputs x from the model as rewritten so far, so errors do not pile up), in pre-activation
+/// space (targets through f⁻¹: exact for LeakyRelu, clamp-aware for clamps, ReLU-aware for Relu),
+/// the ridge pulling toward an initializer θ₀: for LRN the conv scaled by bias^−β (exact for LRN
+/// with α = 0 and a positively homogeneous f: Relu, LeakyRelu); for MaxPool with the composite
+/// kernel (the default, `kernel=composite`) the exact average-pool merge (METHODS 1.7.2), which
+/// always fits at least as well as DeepRebirth's same-size kernel; with `kernel=same`
+/// (DeepRebirth's merge, far fewer MACs) the conv's own weights, sampling the conv at the middle
+/// position j = ⌊(k−1)/2⌋ of each pool window. Chains (GoogLeNet's stem: Conv, Relu, MaxPool,
+/// LRN) merge step by step.
 ///
 /// Each rewrite is measured as it is applied: the model's output error on held-out calibration
 /// samples is recorded, and a rewrite that takes it past `--max-error` is undone and reported as
@@ -28,51 +38,75 @@ import Graph
 /// Conditions: float32, 2-D, group 1, constant conv weights (not graph inputs), static shapes,
 /// every intermediate read once and no graph output, MaxPool without dilation or indices output
 /// (`ceil_mode` 1 becomes extra end pads), and (MaxPool) a merged conv with fewer MACs than the
-/// conv and pool.
+/// conv and pool; with `kernel=same`, an output size that agrees with the pool's without negative
+/// pads (otherwise the site is declined).
 public struct StreamSlimFit: Pass {
   public static let name = "stream-slim-fit"
   public static let summary =
-    "Merge LRN and MaxPool into the Conv (+Relu) before them, refitting its weights on calibration data (approximate)"
+    "Merge LRN and MaxPool into the Conv (+monotone activations) before them, refitting its weights on calibration data (approximate)"
   public static let isExact = false
   public static let isDefault = false
   public static let preset: Preset? = .slim
+  public static let options: [PassOption] = [
+    PassOption(
+      "kernel", .string, default: "composite",
+      "MaxPool merge: composite (kernel d1(K1-1)+1+(k-1)s1, fits best) or same (the conv's kernel at stride s1*s, DeepRebirth's, fewer MACs)")
+  ]
 
-  public init(options: PassOptions) {}
+  let sameKernel: Bool
+
+  public init(options: PassOptions) throws(PassOptionError) {
+    switch options.string("kernel") {
+    case "composite": sameKernel = false
+    case "same": sameKernel = true
+    case let other: throw PassOptionError("option stream-slim-fit.kernel wants composite or same, not '\(other)'")
+    }
+  }
 
   public func run(_ rewriter: inout Rewriter) throws {
     rewriter.inferShapes()
-    rewriter.applyWithinBudget([ConvMaxPoolFit(), ConvLRNFit()])
+    rewriter.applyWithinBudget([ConvMaxPoolFit(sameKernel: sameKernel), ConvLRNFit()])
   }
 }
 
-/// A group-1 Conv, optionally followed by the Relu it alone feeds: what a fitted merge replaces.
+/// A group-1 Conv, optionally followed by a chain of monotone non-decreasing elementwise
+/// activations (``MonotoneActivation``: Relu, LeakyRelu α ≥ 0, Max/Min with a scalar constant,
+/// Clip with constant bounds), each reading the one before it alone: what a fitted merge replaces.
 struct ActivatedConv: Sendable {
   let conv: ConvLayer
-  let relu: Node?
-  /// What the next layer reads: the Relu's output, or the conv's.
+  /// The activation nodes, conv side first.
+  let chain: [Node]
+  let activation: MonotoneChain
+  /// What the next layer reads: the last activation's output, or the conv's.
   let output: ValueID
 
+  /// The longest chain looked at.
+  static let maxChain = 8
+
   init?(feeding value: ValueID?, in graph: Graph) {
-    guard let value, graph.hasSingleUse(value), let producer = graph.producer(of: value) else { return nil }
-    if producer.opType == OpType.relu {
-      guard OpType.isDefaultDomain(producer.domain), producer.inputs.count == 1, producer.outputs.count == 1,
-        let c = producer.input(0), graph.hasSingleUse(c), let node = graph.producer(of: c),
-        let conv = ConvLayer(node, in: graph)
+    guard let value, graph.hasSingleUse(value), var producer = graph.producer(of: value) else { return nil }
+    var nodes: [Node] = [], steps: [MonotoneActivation] = []
+    while producer.opType != OpType.conv || !OpType.isDefaultDomain(producer.domain) {
+      // The activation's data input: the one operand that is not a constant.
+      guard nodes.count < Self.maxChain, producer.outputs.count == 1,
+        let input = producer.inputs.compactMap({ $0 }).first(where: { graph.constant($0) == nil }),
+        graph.hasSingleUse(input), let step = MonotoneActivation(producer, reading: input, in: graph),
+        let next = graph.producer(of: input)
       else { return nil }
-      self.conv = conv
-      relu = producer
-    } else {
-      guard let conv = ConvLayer(producer, in: graph) else { return nil }
-      self.conv = conv
-      relu = nil
+      nodes.append(producer)
+      steps.append(step)
+      producer = next
     }
-    guard conv.window.group == 1 else { return nil }
+    guard let conv = ConvLayer(producer, in: graph), conv.window.group == 1 else { return nil }
+    self.conv = conv
+    chain = nodes.reversed()
+    activation = MonotoneChain(steps: steps.reversed())
     output = value
   }
 
-  /// "Conv c1 + Relu r1".
+  /// "Conv c1 + LeakyRelu l1 + Max m1".
   func label(in graph: Graph) -> String {
-    graph.label(conv.node) + (relu.map { " + " + graph.label($0) } ?? "")
+    ([conv.node] + chain).map { graph.label($0) }.joined(separator: " + ")
   }
 
   /// Points the conv at fitted weights (and window), and every reader of `replaced` at the
@@ -92,13 +126,13 @@ struct ActivatedConv: Sendable {
     if let window { try rewriter.setAttributes(of: conv.node.id, window) }
     let type = graph[replaced].type
     rewriter.setType(type, of: c)
-    if let relu, let r = relu.output(0) { rewriter.setType(type, of: r) }
+    for node in chain { if let r = node.output(0) { rewriter.setType(type, of: r) } }
     rewriter.replaceAllUses(of: replaced, with: output)
     rewriter.erase(removed.id)
   }
 }
 
-/// Conv (+Relu) → LRN as one refitted Conv (+Relu).
+/// Conv (+activations) → LRN as one refitted Conv (+activations).
 struct ConvLRNFit: FittedRewrite {
   static let name = "conv-lrn-fit"
   static let rootOpTypes: Set<String> = [OpType.lrn]
@@ -131,7 +165,7 @@ struct ConvLRNFit: FittedRewrite {
     let conv = m.source.conv
     guard let weight = Kernel4(conv.weight), let y = m.lrn.output(0) else { throw SlimFitError.shapes("unreadable weight") }
     let fit = LayerFit(
-      window: conv.window, channels: conv.channels, outChannels: conv.outChannels, throughRelu: m.source.relu != nil,
+      window: conv.window, channels: conv.channels, outChannels: conv.outChannels, activation: m.source.activation,
       prior: LayerFit.prior(weight: weight, bias: conv.bias.flatMap { graph.constant($0)?.doubles }, scale: m.gain))
     let result = try fit.fit(input: graph[conv.input].name, target: graph[y].name, rewriter, calibration)
     try m.source.install(fit, result, window: nil, replacing: y, of: m.lrn, &rewriter)
@@ -139,10 +173,13 @@ struct ConvLRNFit: FittedRewrite {
   }
 }
 
-/// Conv (+Relu) → MaxPool as one strided, refitted Conv (+Relu).
+/// Conv (+activations) → MaxPool as one strided, refitted Conv (+activations).
 struct ConvMaxPoolFit: FittedRewrite {
   static let name = "conv-maxpool-fit"
   static let rootOpTypes: Set<String> = [OpType.maxPool]
+  /// DeepRebirth's merge (the conv's own kernel at the new stride, prior the conv's weights)
+  /// rather than the composite kernel.
+  var sameKernel = false
 
   struct Match {
     let source: ActivatedConv
@@ -159,10 +196,17 @@ struct ConvMaxPoolFit: FittedRewrite {
       let pooled = pool.outputSize(source.conv.outputSpatial)
     else { return nil }
     let conv = source.conv.window
-    let merged = Window2D(
-      kernel: (0..<2).map { conv.dilations[$0] * (conv.kernel[$0] - 1) + 1 + (pool.kernel[$0] - 1) * conv.strides[$0] },
-      strides: (0..<2).map { conv.strides[$0] * pool.strides[$0] }, dilations: [1, 1],
-      pads: (0..<4).map { conv.pads[$0] + pool.pads[$0] * conv.strides[$0 % 2] }, group: 1)
+    let merged: Window2D
+    if sameKernel {
+      guard let window = Self.sameKernelWindow(conv: conv, pool: pool, input: source.conv.spatial, pooled: pooled)
+      else { return nil }
+      merged = window
+    } else {
+      merged = Window2D(
+        kernel: (0..<2).map { conv.dilations[$0] * (conv.kernel[$0] - 1) + 1 + (pool.kernel[$0] - 1) * conv.strides[$0] },
+        strides: (0..<2).map { conv.strides[$0] * pool.strides[$0] }, dilations: [1, 1],
+        pads: (0..<4).map { conv.pads[$0] + pool.pads[$0] * conv.strides[$0 % 2] }, group: 1)
+    }
     guard merged.outputSize(source.conv.spatial) == pooled else { return nil }
     let c = source.conv
     let macsBefore = c.macs + StreamCostModel.product([c.batch, c.outChannels] + pool.kernel + pooled)
@@ -172,6 +216,25 @@ struct ConvMaxPoolFit: FittedRewrite {
       macsAfter < macsBefore
     else { return nil }
     return Match(source: source, pool: node, poolWindow: pool, merged: merged, macsBefore: macsBefore, macsAfter: macsAfter)
+  }
+
+  /// DeepRebirth's merged window: the conv's kernel and dilation at stride s1·s, placed at the
+  /// middle conv position j = ⌊(k−1)/2⌋ of each pool window (begin pad p + (q − j)·s1, j lowered
+  /// where that pad would be negative), the end pad the least that gives the pool's output size.
+  /// Nil where the output cannot have the pool's size without negative pads.
+  static func sameKernelWindow(conv: Window2D, pool: Window2D, input: [Int], pooled: [Int]) -> Window2D? {
+    var pads = [0, 0, 0, 0]
+    for axis in 0..<2 {
+      let s1 = conv.strides[axis], p = conv.pads[axis], q = pool.pads[axis]
+      let j = min((pool.kernel[axis] - 1) / 2, q + p / s1)
+      pads[axis] = p + (q - j) * s1
+      let extent = conv.dilations[axis] * (conv.kernel[axis] - 1) + 1
+      pads[axis + 2] = max(0, (pooled[axis] - 1) * s1 * pool.strides[axis] + extent - input[axis] - pads[axis])
+    }
+    let window = Window2D(
+      kernel: conv.kernel, strides: (0..<2).map { conv.strides[$0] * pool.strides[$0] }, dilations: conv.dilations,
+      pads: pads, group: 1)
+    return window.outputSize(input) == pooled ? window : nil
   }
 
   /// The MaxPool's window over an input of spatial size `input`, `ceil_mode` 1 (Caffe's pooling,
@@ -212,10 +275,12 @@ struct ConvMaxPoolFit: FittedRewrite {
     let graph = rewriter.graph
     let conv = m.source.conv
     guard let weight = Kernel4(conv.weight), let y = m.pool.output(0) else { throw SlimFitError.shapes("unreadable weight") }
-    let average = weight.boxed(m.poolWindow.kernel, step: conv.window.strides, dilation: conv.window.dilations)
+    // θ₀: the exact average-pool merge (composite kernel), or the conv's own weights (same kernel).
+    let start = sameKernel
+      ? weight : weight.boxed(m.poolWindow.kernel, step: conv.window.strides, dilation: conv.window.dilations)
     let fit = LayerFit(
-      window: m.merged, channels: conv.channels, outChannels: conv.outChannels, throughRelu: m.source.relu != nil,
-      prior: LayerFit.prior(weight: average, bias: conv.bias.flatMap { graph.constant($0)?.doubles }))
+      window: m.merged, channels: conv.channels, outChannels: conv.outChannels, activation: m.source.activation,
+      prior: LayerFit.prior(weight: start, bias: conv.bias.flatMap { graph.constant($0)?.doubles }))
     let result = try fit.fit(input: graph[conv.input].name, target: graph[y].name, rewriter, calibration)
     try m.source.install(fit, result, window: m.merged.convAttributes, replacing: y, of: m.pool, &rewriter)
     return result.metrics.merging(["macs_before": m.macsBefore, "macs_after": m.macsAfter]) { _, new in new }
