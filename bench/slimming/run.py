@@ -316,11 +316,14 @@ def part_fit(name: str, src: Path, work: Path, args) -> list[str]:
     optimize(src, tmf_v["exact"], "--preset", "exact")
     notes["exact"] = (None, 0, 0, "")
     for entry in args.budgets.split(","):
-        # "E" runs --preset slim; "E:stream" runs it without branch-slim-fit (the stem merges only)
-        budget, _, only = entry.partition(":")
-        key = f"slim {budget}" + (" stream-slim-fit only" if only == "stream" else "")
-        dst = work / f"{name}.slim-{budget}{'-stream' if only == 'stream' else ''}.onnx"
-        extra = ["--disable", "branch-slim-fit"] if only == "stream" else []
+        # "E" runs --preset slim; ":stream" without branch-slim-fit (the stem merges only); ":same"
+        # with stream-slim-fit.kernel=same (DeepRebirth's same-size kernel at the merged stride)
+        budget, *flags = entry.split(":")
+        key = f"slim {budget}" + (" stream-slim-fit only" if "stream" in flags else "") + (" kernel=same" if "same" in flags else "")
+        dst = work / f"{name}.slim-{budget}{''.join('-' + f for f in flags)}.onnx"
+        extra = ["--disable", "branch-slim-fit"] if "stream" in flags else []
+        if "same" in flags:
+            extra += ["--pass-option", "stream-slim-fit.kernel=same"]
         try:
             rep = optimize(src, dst, "--preset", "slim", "--calibration-random", str(args.calibration),
                            "--max-error", budget, "--threads", str(args.fit_threads), *extra)
@@ -384,7 +387,7 @@ def main() -> int:
     parser.add_argument("--fit-caffe", action=argparse.BooleanOptionalAction, default=True,
                         help="part fit: include the Caffe-style GoogLeNet (--no-fit-caffe: the corpus models only)")
     parser.add_argument("--budgets", default="1e-3,1e-2,5e-2",
-                        help="max-error budgets; E:stream for stream-slim-fit alone (no branch-slim-fit)")
+                        help="max-error budgets; E:stream for stream-slim-fit alone (no branch-slim-fit), E:same (or E:stream:same) with stream-slim-fit.kernel=same")
     parser.add_argument("--calibration", type=int, default=32)
     parser.add_argument("--fit-threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=10, help="interleaved rounds (ORT)")

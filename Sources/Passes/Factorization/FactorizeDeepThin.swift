@@ -36,7 +36,7 @@ import Linalg
 public struct FactorizeDeepThin: Pass {
   public static let name = "factorize-deepthin"
   public static let summary =
-    "Store large layers' weights as DeepThin factors of a re-laid-out matrix (file size only; worse than factorize-svd post-training, even with its calibration-aware fit)"
+    "Store large layers' weights as DeepThin factors of a re-laid-out matrix (near-square layouts save file size, not run time; post-training no better than factorize-svd, even with its calibration-aware fit)"
   public static let isExact = false
   public static let isDefault = false
   public static let preset: Preset? = nil  // --enable only: `thin` runs factorize-svd, the method that wins post-training (docs/passes.md)
