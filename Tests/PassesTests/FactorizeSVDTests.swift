@@ -125,8 +125,8 @@ import Testing
 
   /// With a bias the reported error is the output tensor's as the model holds it, bias included in
   /// the scale (what `rebirth verify --tensor` measures), for a Gemm's C and a Conv's B alike.
-  @Test(arguments: ["gemm", "conv"])
-  func theReportedOutputErrorIncludesTheBias(_ kind: String) throws {
+  @Test(arguments: ["gemm", "conv"], ["factorize-svd", "prune"])
+  func theReportedOutputErrorIncludesTheBias(_ kind: String, _ pass: String) throws {
     let bias = seededFloats(kind == "gemm" ? 96 : 24, seed: 4).map { $0 * 3 }
     let shape = kind == "gemm" ? [16, 64] : [1, 8, 9, 9]
     let body =
@@ -137,8 +137,11 @@ import Testing
     var settings = ApproximationSettings()
     settings.minParams = 0
     settings.calibration = calibration("x", shape: shape, samples: 8, basis: 0)
-    let outcome = try runFactorization(FactorizeSVD.self, options: ["rank": "4"], on: input, settings: settings)
-    let change = try #require(outcome.report.changes.first, "\(kind)")
+    let outcome =
+      pass == "prune"
+      ? try runFactorization(Prune.self, options: ["sparsity": "0.6"], on: input, settings: settings)
+      : try runFactorization(FactorizeSVD.self, options: ["rank": "4"], on: input, settings: settings)
+    let change = try #require(outcome.report.changes.first, "\(kind) \(pass)")
     let cal = try #require(settings.calibration)
     let original = try Session(model: try Model(parsing: input)), factorized = try Session(model: outcome.model)
     var difference = 0.0, energy = 0.0, biasFree = 0.0
@@ -154,7 +157,7 @@ import Testing
     }
     let expected = (difference / energy).squareRoot(), withoutBias = (difference / biasFree).squareRoot()
     let reported = try #require(change.metrics["output_error"])
-    #expect(abs(reported - expected) <= 1e-3 * expected, "\(kind): reported \(reported), measured \(expected)")
+    #expect(abs(reported - expected) <= 1e-3 * expected, "\(kind) \(pass): reported \(reported), measured \(expected)")
     #expect(abs(withoutBias - expected) > 0.05 * expected, "\(kind): the bias must matter in this case")
   }
 

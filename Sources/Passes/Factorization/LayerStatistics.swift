@@ -5,7 +5,7 @@ import Runtime
 /// Calibration rows of one layer: its inputs X̂ in the current model (rows × d_in; a Conv's
 /// im2col patches) and its bias-free outputs Y in the original model (rows × d_out), so a fit
 /// `min ‖Y − X̂·W'‖` compensates the error of the layers rewritten before it (asymmetric
-/// reconstruction, METHODS §4.2). Rows are subsampled evenly to `rowLimit`.
+/// reconstruction, METHODS §4.2). Rows are subsampled to `rowLimit` (a seeded uniform sample).
 struct LayerStatistics {
   var inputs: Matrix
   var targets: Matrix
@@ -126,8 +126,7 @@ struct LayerStatistics {
     }
     let total = reader.reduce(0) { $0 + $1.count }
     guard total > 0 else { return nil }
-    let stride = max(1, (total + limit - 1) / limit)
-    let picked = Swift.stride(from: 0, to: total, by: stride).map { $0 }
+    let picked = sampledRows(total: total, limit: limit)
     var xOut = [Float](repeating: 0, count: picked.count * layer.inputs)
     var yOut = [Float](repeating: 0, count: picked.count * layer.outputs)
     var sample = 0, offset = 0
@@ -144,6 +143,18 @@ struct LayerStatistics {
       inputs: Matrix(rows: picked.count, columns: layer.inputs, elements: xOut),
       targets: Matrix(rows: picked.count, columns: layer.outputs, elements: yOut), outputEnergy: bias == nil ? nil : energy)
   }
+}
+
+/// At most `limit` of the row indices 0..<total, in order: all of them, or a seeded uniform sample
+/// without replacement. A regular stride would pick the same columns of every output row of a
+/// conv (every second one when the stride is 2 and the width even), biasing both the fit and the
+/// reported error wherever the error is not uniform across the image (e.g. padded borders).
+func sampledRows(total: Int, limit: Int) -> [Int] {
+  guard total > limit else { return Array(0..<total) }
+  var generator = SplitMix64(seed: UInt64(total) &* 0x9E37_79B9 &+ UInt64(limit))
+  var indices = Array(0..<total)
+  for k in 0..<limit { indices.swapAt(k, Int.random(in: k..<total, using: &generator)) }
+  return indices[0..<limit].sorted()
 }
 
 extension EligibleLayer {

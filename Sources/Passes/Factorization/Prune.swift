@@ -87,7 +87,7 @@ struct Prune: Pass {
         let fit = s.relativeOutputError(of: pruned)
         metrics["fit_error"] = fit
         if let h = held, h.rows > 0 {
-          let e = h.relativeOutputError(of: pruned)
+          let e = h.relativeTensorError(of: pruned)  // the output tensor's, bias included (as Factorization.report)
           metrics["output_error"] = e
           metrics["held_out_rows"] = Double(h.rows)
           text += ", output error \(rounded(e, 4)) on held-out rows (\(rounded(fit, 4)) on the fitting rows)"
