@@ -322,49 +322,50 @@ def within(a: float, b: float) -> bool:
     return scale == 0 or abs(a - b) <= AGREEMENT * scale
 
 
-def verify_layers(rebirth: str, base: Path, out: Path, changes: list[dict], inputs: list[Path]) -> list:
-    """Each changed layer's reported held-out `output_error` against `rebirth verify --tensor` on its
-    output tensor, over the same held-out samples: sqrt(Σ‖a − b‖² / Σ‖a‖²) from the per-sample norms."""
+def reported_layer_errors(changes: list[dict]) -> dict[str, float]:
+    """Each changed layer's output tensor and its reported held-out `output_error` (calibration)."""
     reported = {}
     for c in changes:
         m = c["metrics"]
         if m.get("held_out_rows", 0) > 0 and m.get("output_error") is not None and c.get("modified"):
             reported[c["modified"][0]["output"]] = m["output_error"]
-    if not reported:
-        return []
-    sums = {name: [0.0, 0.0] for name in reported}
+    return reported
+
+
+def verify_runs(rebirth: str, base: Path, out: Path, inputs: list[Path | None], tensors: list[str]) -> list[dict]:
+    """`rebirth verify BASE OUT --format json` on each input file (None: random seed 0), comparing the
+    outputs and the intermediate `tensors` too."""
+    docs = []
     for path in inputs:
-        cmd = [rebirth, "verify", base, out, "--format", "json", "--tolerance", "1e30", "--threads", 2, "--inputs", path]
-        for name in reported:
+        cmd = [rebirth, "verify", base, out, "--format", "json", "--tolerance", "1e30", "--threads", 2]
+        if path is not None:
+            cmd += ["--inputs", path]
+        for name in tensors:
             cmd += ["--tensor", name]
         p = run(cmd)
         try:
-            doc = json.loads(p.stdout)
+            docs.append(json.loads(p.stdout))
         except json.JSONDecodeError:
-            raise RuntimeError(f"rebirth verify --tensor: {p.stderr.strip()[-300:]}")
+            raise RuntimeError(f"rebirth verify: {p.stderr.strip()[-300:]}")
+    return docs
+
+
+def verify_error(docs: list[dict]) -> float:
+    """The largest max rel error over the outputs and runs."""
+    values = [o.get("max_rel_error") for doc in docs for o in doc["outputs"]]
+    return max((math.inf if e is None else e for e in values), default=0.0)
+
+
+def verify_layers(docs: list[dict], reported: dict[str, float]) -> list:
+    """Each layer's reported error against `verify --tensor` on its output over the same runs:
+    sqrt(Σ‖a − b‖² / Σ‖a‖²) from the per-sample norms."""
+    sums = {name: [0.0, 0.0] for name in reported}
+    for doc in docs:
         for t in doc["tensors"]:
             e, ref = t.get("l2_error"), t.get("l2_reference")
             sums[t["name"]][0] += math.inf if e is None else e * e
             sums[t["name"]][1] += 0.0 if ref is None else ref * ref
     return [(name, reported[name], math.sqrt(d / r) if r > 0 else math.sqrt(d)) for name, (d, r) in sums.items()]
-
-
-def verify_error(rebirth: str, base: Path, out: Path, inputs: list[Path | None]) -> float:
-    """The largest max rel error over the outputs and the given input files (None: random seed 0)."""
-    worst = 0.0
-    for path in inputs:
-        cmd = [rebirth, "verify", base, out, "--format", "json", "--tolerance", "1e30", "--threads", 2]
-        if path is not None:
-            cmd += ["--inputs", path]
-        p = run(cmd)
-        try:
-            doc = json.loads(p.stdout)
-        except json.JSONDecodeError:
-            raise RuntimeError(f"rebirth verify: {p.stderr.strip()[-300:]}")
-        for o in doc["outputs"]:
-            e = o.get("max_rel_error")
-            worst = max(worst, math.inf if e is None else e)
-    return worst
 
 
 def configure(rebirth, task, base, work, method, mode, budget, calib_npz, held_out, bench_inputs,
@@ -409,9 +410,10 @@ def configure(rebirth, task, base, work, method, mode, budget, calib_npz, held_o
             break
     if doc.get("outputError") is not None:
         r.model_error = doc["outputError"]
-        r.verify_error = verify_error(rebirth, base, out, held_out if mode == "calib" else [None])
-        if mode == "calib":
-            r.layer_checks = verify_layers(rebirth, base, out, changes, held_out)
+        reported = reported_layer_errors(changes) if mode == "calib" else {}
+        docs = verify_runs(rebirth, base, out, held_out if mode == "calib" else [None], list(reported))
+        r.verify_error = verify_error(docs)
+        r.layer_checks = verify_layers(docs, reported)
     r.metric = task.metric(reference, task.outputs(out))
     base_p50, p50 = [], []
     for _ in range(args.rounds):
