@@ -105,22 +105,32 @@ import Testing
     let outcome = try runFactorization(FactorizeSVD.self, options: ["rank": "8"], on: input, settings: settings)
     let change = try #require(outcome.report.changes.first)
     let cal = try #require(settings.calibration)
-    let original = try Session(model: try Model(parsing: input)), factorized = try Session(model: outcome.model)
-    var difference = 0.0, energy = 0.0
-    for feeds in cal.heldOut {
-      let a = try #require(try original.run(feeds)["y"]).scalars(as: Float.self)
-      let b = try #require(try factorized.run(feeds)["y"]).scalars(as: Float.self)
-      for (p, q) in zip(a, b) {
-        difference += Double(p - q) * Double(p - q)
-        energy += Double(p) * Double(p)
-      }
-    }
-    let expected = (difference / energy).squareRoot()
+    let sums = try heldOutSums(input, outcome.model, cal)
+    let expected = (sums.difference / sums.energy).squareRoot()
     let reported = try #require(change.metrics["output_error"]), fit = try #require(change.metrics["fit_error"])
     #expect(abs(reported - expected) <= 1e-3 * expected, "reported \(reported), measured \(expected)")
     #expect(change.metrics["held_out_rows"] == Double(cal.heldOut.count * 16))
     #expect(abs(fit - reported) > 1e-6, "fitting rows and held-out rows are different data")
     #expect(change.description.contains("on held-out rows"), "\(change.description)")
+  }
+
+  /// Over output y on the held-out samples, both models run in-process (an independent measure of
+  /// the reported errors): Σ(a − b)², Σa², and Σ(a − bias(i))² with `bias` of element i.
+  private func heldOutSums(_ input: String, _ model: Model, _ cal: Calibration, bias: (Int) -> Double = { _ in 0 }) throws
+    -> (difference: Double, energy: Double, biasFree: Double)
+  {
+    let original = try Session(model: try Model(parsing: input)), factorized = try Session(model: model)
+    var sums = (difference: 0.0, energy: 0.0, biasFree: 0.0)
+    for feeds in cal.heldOut {
+      let a = try #require(try original.run(feeds)["y"]).scalars(as: Float.self)
+      let b = try #require(try factorized.run(feeds)["y"]).scalars(as: Float.self)
+      for (i, (p, q)) in zip(a, b).enumerated() {
+        sums.difference += Double(p - q) * Double(p - q)
+        sums.energy += Double(p) * Double(p)
+        sums.biasFree += (Double(p) - bias(i)) * (Double(p) - bias(i))
+      }
+    }
+    return sums
   }
 
   /// With a bias the reported error is the output tensor's as the model holds it, bias included in
@@ -143,19 +153,9 @@ import Testing
       : try runFactorization(FactorizeSVD.self, options: ["rank": "4"], on: input, settings: settings)
     let change = try #require(outcome.report.changes.first, "\(kind) \(pass)")
     let cal = try #require(settings.calibration)
-    let original = try Session(model: try Model(parsing: input)), factorized = try Session(model: outcome.model)
-    var difference = 0.0, energy = 0.0, biasFree = 0.0
-    for feeds in cal.heldOut {
-      let a = try #require(try original.run(feeds)["y"]).scalars(as: Float.self)
-      let b = try #require(try factorized.run(feeds)["y"]).scalars(as: Float.self)
-      for (i, (p, q)) in zip(a, b).enumerated() {
-        difference += Double(p - q) * Double(p - q)
-        energy += Double(p) * Double(p)
-        let channel = kind == "gemm" ? i % 96 : i / 81
-        biasFree += (Double(p) - Double(bias[channel])) * (Double(p) - Double(bias[channel]))
-      }
-    }
-    let expected = (difference / energy).squareRoot(), withoutBias = (difference / biasFree).squareRoot()
+    let sums = try heldOutSums(input, outcome.model, cal) { Double(bias[kind == "gemm" ? $0 % 96 : $0 / 81]) }
+    let expected = (sums.difference / sums.energy).squareRoot()
+    let withoutBias = (sums.difference / sums.biasFree).squareRoot()
     let reported = try #require(change.metrics["output_error"])
     #expect(abs(reported - expected) <= 1e-3 * expected, "\(kind) \(pass): reported \(reported), measured \(expected)")
     #expect(abs(withoutBias - expected) > 0.05 * expected, "\(kind): the bias must matter in this case")

@@ -14,6 +14,14 @@ struct FittedOutcome {
   func changes(of pass: any Pass.Type) -> [Change] { report.changes.filter { $0.pass == pass.name } }
   func skipped(of pass: any Pass.Type) -> [Change] { report.skipped.filter { $0.pass == pass.name } }
   var ops: [String] { model.graph.nodeIDs.map { model.graph[$0].opType } }
+
+  /// A merge the fitted layer represents exactly: the same outputs (1e-4) and a reported output
+  /// error below 1e-5.
+  func expectExactMerge(of pass: any Pass.Type) throws {
+    try expectSameOutputs(original, model, tolerance: 1e-4)
+    let error = try #require(changes(of: pass).first?.metrics["output_error"])
+    #expect(error < 1e-5)
+  }
 }
 
 /// Runs `pass` on `text` (verifier after the pass) with `samples` seeded calibration samples
@@ -60,9 +68,7 @@ func runFitted(
     #expect(outcome.changes(of: StreamSlimFit.self).count == 1)
     #expect(!outcome.ops.contains("LRN"))
     #expect(outcome.ops.contains("Relu") == relu)
-    try expectSameOutputs(outcome.original, outcome.model, tolerance: 1e-4)
-    let error = try #require(outcome.changes(of: StreamSlimFit.self).first?.metrics["output_error"])
-    #expect(error < 1e-5)
+    try outcome.expectExactMerge(of: StreamSlimFit.self)
   }
 
   /// MaxPool 1×1 stride 2 is a subsampling: the conv with stride 2 computes it exactly.
@@ -144,9 +150,7 @@ func runFitted(
     #expect(outcome.ops == ["Conv"] + ops + ["Sigmoid"])
     let conv = try #require(outcome.model.graph.nodeIDs.map { outcome.model.graph[$0] }.first { $0.opType == "Conv" })
     #expect(conv.attribute("strides")?.ints == [2, 2])
-    try expectSameOutputs(outcome.original, outcome.model, tolerance: 1e-4)
-    let error = try #require(outcome.changes(of: StreamSlimFit.self).first?.metrics["output_error"])
-    #expect(error < 1e-5)
+    try outcome.expectExactMerge(of: StreamSlimFit.self)
   }
 
   /// LRN with α = 0 is a scaling, which commutes with LeakyRelu (positively homogeneous): the
