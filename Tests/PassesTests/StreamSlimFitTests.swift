@@ -348,8 +348,10 @@ func runFitted(
     #expect(loose.changes(of: StreamSlimFit.self).count == 2)
     #expect(loose.skipped(of: StreamSlimFit.self).isEmpty)
     // The first rewrite's error, re-measured: the skipped one of the tight run is the same rewrite.
+    // Equal to float32 rounding, not bit for bit: OpenBLAS may split the fit's sgemm differently
+    // when other tests call it at the same time (seen: 8.3e-9 apart on an error of ~0.1).
     let first = try #require(loose.changes(of: StreamSlimFit.self).first?.metrics["output_error"])
-    #expect(abs(first - error) <= 1e-9 * max(1, error))
+    #expect(abs(first - error) <= 1e-6 * max(1e-3, error))
 
     // A budget between the two errors keeps the first rewrite and skips the second.
     let errors = loose.changes(of: StreamSlimFit.self).compactMap { $0.metrics["output_error"] }
