@@ -272,8 +272,11 @@ import Testing
     let rss = try #require(report["peak_rss_bytes"] as? Int)
     let cpu = try #require(report["cpu_p50_ms"] as? Double)
     #expect(min > 0 && min <= p50 && p50 <= p90)
-    // One thread: the CPU time of a run cannot exceed its wall time by more than clock granularity.
-    #expect(cpu > 0 && cpu <= p90 * 1.5 + 0.05)
+    // One thread: the running thread's CPU time, which cannot exceed the run's wall time by more
+    // than clock granularity (the process's could: OpenBLAS's idle pool spins after it loads).
+    #expect(report["cpu_scope"] as? String == "thread")
+    let maxWall = try #require(report["max_ms"] as? Double)
+    #expect(cpu > 0 && cpu <= maxWall + 0.05)
     #expect(rss > 1_000_000)
     #expect(report["runs"] as? Int == 5 && report["threads"] as? Int == 1)
     let text = try runRebirth(["bench", TestEnvironment.fixture("mlp.onnx"), "--runs", "3"])
