@@ -332,6 +332,12 @@ func runFitted(
     #expect(abs(recorded - measured) <= 1e-9 * max(1, measured))
     #expect(changes.allSatisfy { $0.metrics["fit_error"] != nil && $0.metrics["ridge_lambda"] != nil })
     #expect(changes[0].metrics["macs_after"]! < changes[0].metrics["macs_before"]!)
+    // The merged layer's output carries the name of what it stands in for (the LRN's output n);
+    // the conv's output is a new quantity with a new name; the pool's and Relu's old names are gone.
+    let g = outcome.model.graph
+    #expect(g.producer(of: g.value(named: "n"))?.opType == "Relu")
+    #expect(g.producer(of: g.value(named: "c_merged"))?.opType == "Conv")
+    #expect(g.value(named: "p") == nil && g.value(named: "r") == nil && g.value(named: "c") == nil)
   }
 
   @Test func tightBudgetSkipsAndLooseBudgetApplies() throws {

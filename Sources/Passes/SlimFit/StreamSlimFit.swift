@@ -32,6 +32,10 @@ import Graph
 /// position j = ⌊(k−1)/2⌋ of each pool window. Chains (GoogLeNet's stem: Conv, Relu, MaxPool,
 /// LRN) merge step by step.
 ///
+/// The merged layer's last output takes the name of the value it stands in for (the pool's or the
+/// LRN's output), so `rebirth verify --tensor` compares it with the original's; its other values
+/// get fresh names (`_merged`).
+///
 /// Each rewrite is measured as it is applied: the model's output error on held-out calibration
 /// samples is recorded, and a rewrite that takes it past `--max-error` is undone and reported as
 /// skipped. Without calibration data nothing is rewritten (each site is reported as skipped).
@@ -127,8 +131,16 @@ struct ActivatedConv: Sendable {
     let type = graph[replaced].type
     rewriter.setType(type, of: c)
     for node in chain { if let r = node.output(0) { rewriter.setType(type, of: r) } }
+    let replacedName = graph[replaced].name
     rewriter.replaceAllUses(of: replaced, with: output)
     rewriter.erase(removed.id)
+    // The merged layer's values are new quantities: the conv's and the inner activations' outputs
+    // get fresh names, and the last output takes the name of the value it stands in for: a name
+    // the original model also has means the same there (`rebirth verify --tensor` relies on it).
+    for value in [c] + chain.compactMap({ $0.output(0) }) where value != output && !graph[value].name.hasSuffix("_merged") {
+      rewriter.rename(value, to: rewriter.graph.uniqueName(graph[value].name + "_merged"))
+    }
+    rewriter.rename(output, to: replacedName)
   }
 }
 
