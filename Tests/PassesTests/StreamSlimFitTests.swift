@@ -302,6 +302,80 @@ func runFitted(
     #expect(throws: PassOptionError.self) { try StreamSlimFit(options: options) }
   }
 
+  // MARK: A MaxPool after an Inception block's Concat
+
+  /// A 1×1 stride-2 pool after the Concat of two convs is a subsampling of each: distributed over
+  /// the Concat and merged into both convs (stride 2), exactly; the Concat keeps the pool's name.
+  @Test func maxPoolAfterConcatIsMergedIntoEveryBranch() throws {
+    let outcome = try runFitted(
+      StreamSlimFit.self,
+      on: """
+        \(header)
+        g (float[1,3,9,9] x) => (float[1,5,4,4] y) <float[2,3,3,3] w1 = \(floatLiteral(54, seed: 21)), float[3,3,3,3] w2 = \(floatLiteral(81, seed: 22)), float[3] b2 = {0.1, -0.1, 0.2}> {
+          c1 = Conv <kernel_shape = [3, 3], pads = [1, 1, 1, 1]> (x, w1)
+          r1 = Relu(c1)
+          c2 = Conv <kernel_shape = [3, 3], pads = [1, 1, 1, 1]> (x, w2, b2)
+          j = Concat <axis = 1> (r1, c2)
+          p = MaxPool <kernel_shape = [1, 1], strides = [2, 2]> (j)
+          y = Sigmoid(p)
+        }
+        """)
+    let changes = outcome.changes(of: StreamSlimFit.self)
+    #expect(changes.map(\.pattern) == [ConcatMaxPoolFit.name])
+    #expect(outcome.ops.sorted() == ["Concat", "Conv", "Conv", "Relu", "Sigmoid"])
+    let g = outcome.model.graph
+    let convs = g.nodeIDs.map { g[$0] }.filter { $0.opType == "Conv" }
+    #expect(convs.allSatisfy { $0.attribute("strides")?.ints == [2, 2] })
+    #expect(g.producer(of: g.value(named: "p"))?.opType == "Concat")
+    #expect(changes.first?.metrics["branches"] == 2)
+    try outcome.expectExactMerge(of: StreamSlimFit.self)
+  }
+
+  /// GoogLeNet's pool3: MaxPool 3×3/2 (ceil mode) after a block's Concat, every branch merged as
+  /// one rewrite: fewer MACs, the pool's output shape, and the recorded error is the model's.
+  @Test func inceptionOutputPoolMerges() throws {
+    let text = """
+      \(header)
+      g (float[1,4,12,12] x) => (float[1,6,6,6] y) <float[2,4,1,1] w1 = \(floatLiteral(8, seed: 23)), float[4,4,3,3] w2 = \(floatLiteral(144, seed: 24))> {
+        c1 = Conv <kernel_shape = [1, 1]> (x, w1)
+        r1 = Relu(c1)
+        c2 = Conv <kernel_shape = [3, 3], pads = [1, 1, 1, 1]> (x, w2)
+        r2 = Relu(c2)
+        j = Concat <axis = 1> (r1, r2)
+        y = MaxPool <kernel_shape = [3, 3], strides = [2, 2], ceil_mode = 1> (j)
+      }
+      """
+    let outcome = try runFitted(StreamSlimFit.self, on: text, samples: 12)
+    let change = try #require(outcome.changes(of: StreamSlimFit.self).first)
+    #expect(change.pattern == ConcatMaxPoolFit.name)
+    #expect(!outcome.ops.contains("MaxPool"))
+    #expect(change.metrics["macs_after"]! < change.metrics["macs_before"]!)
+    let y = try Session(model: outcome.model, options: SessionOptions(threadCount: 1)).run(seededInputs(for: outcome.model))["y"]
+    #expect(y?.shape == [1, 6, 6, 6])
+    let calibration = try #require(outcome.calibration)
+    let measured = try calibration.outputError(of: outcome.model, against: outcome.original)
+    let recorded = try #require(change.metrics["output_error"])
+    #expect(abs(recorded - measured) <= 1e-6 * max(1e-3, measured))
+    #expect(measured > 0 && measured < 1)
+  }
+
+  /// A Concat input that is not a conv's (here the block input itself) declines the whole site.
+  @Test func concatWithANonConvBranchDeclines() throws {
+    let outcome = try runFitted(
+      StreamSlimFit.self,
+      on: """
+        \(header)
+        g (float[1,3,8,8] x) => (float[1,5,4,4] y) <float[2,3,3,3] w1 = \(floatLiteral(54, seed: 25))> {
+          c1 = Conv <kernel_shape = [3, 3], pads = [1, 1, 1, 1]> (x, w1)
+          j = Concat <axis = 1> (c1, x)
+          y = MaxPool <kernel_shape = [2, 2], strides = [2, 2]> (j)
+        }
+        """)
+    #expect(outcome.changes(of: StreamSlimFit.self).isEmpty)
+    #expect(outcome.skipped(of: StreamSlimFit.self).isEmpty)
+    #expect(outcome.ops == ["Conv", "Concat", "MaxPool"])
+  }
+
   // MARK: GoogLeNet's stem, step by step, and the budget
 
   var stem: String {

@@ -15,6 +15,10 @@ import Graph
 ///       →  y ≈ [f](Conv<K = d1(K1−1)+1+(k−1)s1, stride s1·s, pads p + q·s1>(x, W*, B*))   kernel=composite
 ///       →  y ≈ [f](Conv<K1, d1, stride s1·s, pads p + (q−j)·s1 | least end pad>(x, W*, B*))  kernel=same
 ///
+/// A MaxPool after the channel Concat of such convs (an Inception block's output) is distributed
+/// over the Concat (exact: max pooling is per channel) and merged into each branch conv the same
+/// way, all branches as one rewrite (``ConcatMaxPoolFit``).
+///
 /// f is a chain of single-use elementwise activations that are monotone non-decreasing (Relu,
 /// LeakyRelu with α ≥ 0, Max/Min with a scalar constant, Clip with constant bounds; ``MonotoneChain``),
 /// kept after the fitted conv. For MaxPool this is exact algebra, MaxPool(f(c)) = f(MaxPool(c)),
@@ -69,7 +73,9 @@ public struct StreamSlimFit: Pass {
 
   public func run(_ rewriter: inout Rewriter) throws {
     rewriter.inferShapes()
-    rewriter.applyWithinBudget([ConvMaxPoolFit(sameKernel: sameKernel), ConvLRNFit()])
+    rewriter.applyWithinBudget([
+      ConvMaxPoolFit(sameKernel: sameKernel), ConcatMaxPoolFit(sameKernel: sameKernel), ConvLRNFit(),
+    ])
   }
 }
 
@@ -119,6 +125,21 @@ struct ActivatedConv: Sendable {
     _ fit: LayerFit, _ result: FitResult, window: [Attribute]?, replacing replaced: ValueID, of removed: Node,
     _ rewriter: inout Rewriter
   ) throws {
+    let replacedName = rewriter.graph[replaced].name
+    try installWeights(fit, result, window: window, type: rewriter.graph[replaced].type, &rewriter)
+    rewriter.replaceAllUses(of: replaced, with: output)
+    rewriter.erase(removed.id)
+    rewriter.rename(output, to: replacedName)
+  }
+
+  /// Points the conv at fitted weights (and window) and records `type` as the type of its output
+  /// and its activations'. The merged layer's values are new quantities: the conv's and the inner
+  /// activations' outputs get fresh names (`_merged`); ``install`` gives the last output the name
+  /// of the value it stands in for, so a name the original model also has means the same there
+  /// (`rebirth verify --tensor` relies on it).
+  func installWeights(_ fit: LayerFit, _ result: FitResult, window: [Attribute]?, type: ValueType?, _ rewriter: inout Rewriter)
+    throws
+  {
     let graph = rewriter.graph
     guard let c = conv.node.output(0), let weightName = conv.node.input(1).map({ graph[$0].name }) else {
       throw SlimFitError.shapes("the conv lost its output")
@@ -128,19 +149,11 @@ struct ActivatedConv: Sendable {
     let b = rewriter.addInitializer(conv.bias.map { graph[$0].name + "_fitted" } ?? weightName + "_fitted_bias", bias)
     rewriter.setInputs(of: conv.node.id, [conv.input, w, b])
     if let window { try rewriter.setAttributes(of: conv.node.id, window) }
-    let type = graph[replaced].type
     rewriter.setType(type, of: c)
     for node in chain { if let r = node.output(0) { rewriter.setType(type, of: r) } }
-    let replacedName = graph[replaced].name
-    rewriter.replaceAllUses(of: replaced, with: output)
-    rewriter.erase(removed.id)
-    // The merged layer's values are new quantities: the conv's and the inner activations' outputs
-    // get fresh names, and the last output takes the name of the value it stands in for: a name
-    // the original model also has means the same there (`rebirth verify --tensor` relies on it).
     for value in [c] + chain.compactMap({ $0.output(0) }) where value != output && !graph[value].name.hasSuffix("_merged") {
       rewriter.rename(value, to: rewriter.graph.uniqueName(graph[value].name + "_merged"))
     }
-    rewriter.rename(output, to: replacedName)
   }
 }
 
@@ -205,13 +218,24 @@ struct ConvMaxPoolFit: FittedRewrite {
     guard node.inputs.count == 1, node.outputs.count == 1, node.output(0) != nil,
       let source = ActivatedConv(feeding: node.input(0), in: graph),
       let pool = Self.window(of: node, input: source.conv.outputSpatial),
-      let pooled = pool.outputSize(source.conv.outputSpatial)
+      let merge = Self.merge(source.conv, pool: pool, sameKernel: sameKernel)
     else { return nil }
-    let conv = source.conv.window
+    return Match(
+      source: source, pool: node, poolWindow: pool, merged: merge.window, macsBefore: merge.macsBefore,
+      macsAfter: merge.macsAfter)
+  }
+
+  /// The window of `conv` with the pool `pool` merged into it (composite or same kernel), and the
+  /// MACs of the conv and pool and of the merged conv; nil where the merged conv's output would
+  /// not have the pool's size or (`saving`) it would not save MACs.
+  static func merge(_ c: ConvLayer, pool: Window2D, sameKernel: Bool, saving: Bool = true) -> (
+    window: Window2D, macsBefore: Double, macsAfter: Double
+  )? {
+    guard let pooled = pool.outputSize(c.outputSpatial) else { return nil }
+    let conv = c.window
     let merged: Window2D
     if sameKernel {
-      guard let window = Self.sameKernelWindow(conv: conv, pool: pool, input: source.conv.spatial, pooled: pooled)
-      else { return nil }
+      guard let window = sameKernelWindow(conv: conv, pool: pool, input: c.spatial, pooled: pooled) else { return nil }
       merged = window
     } else {
       merged = Window2D(
@@ -219,15 +243,27 @@ struct ConvMaxPoolFit: FittedRewrite {
         strides: (0..<2).map { conv.strides[$0] * pool.strides[$0] }, dilations: [1, 1],
         pads: (0..<4).map { conv.pads[$0] + pool.pads[$0] * conv.strides[$0 % 2] }, group: 1)
     }
-    guard merged.outputSize(source.conv.spatial) == pooled else { return nil }
-    let c = source.conv
+    guard merged.outputSize(c.spatial) == pooled else { return nil }
     let macsBefore = c.macs + StreamCostModel.product([c.batch, c.outChannels] + pool.kernel + pooled)
     guard
       let macsAfter = StreamCostModel.convMACs(
         batch: c.batch, outChannels: c.outChannels, kernelChannels: c.kernelChannels, kernel: merged.kernel, output: pooled),
-      macsAfter < macsBefore
+      macsAfter < macsBefore || !saving
     else { return nil }
-    return Match(source: source, pool: node, poolWindow: pool, merged: merged, macsBefore: macsBefore, macsAfter: macsAfter)
+    return (merged, macsBefore, macsAfter)
+  }
+
+  /// The fit of `source`'s conv with `merged` window standing in for it and the pool `pool`: θ₀
+  /// the exact average-pool merge (composite kernel) or the conv's own weights (same kernel).
+  static func layerFit(_ source: ActivatedConv, pool: Window2D, merged: Window2D, sameKernel: Bool, in graph: Graph) throws
+    -> LayerFit
+  {
+    let conv = source.conv
+    guard let weight = Kernel4(conv.weight) else { throw SlimFitError.shapes("unreadable weight") }
+    let start = sameKernel ? weight : weight.boxed(pool.kernel, step: conv.window.strides, dilation: conv.window.dilations)
+    return LayerFit(
+      window: merged, channels: conv.channels, outChannels: conv.outChannels, activation: source.activation,
+      prior: LayerFit.prior(weight: start, bias: conv.bias.flatMap { graph.constant($0)?.doubles }))
   }
 
   /// DeepRebirth's merged window: the conv's kernel and dilation at stride s1·s, placed at the
@@ -286,13 +322,8 @@ struct ConvMaxPoolFit: FittedRewrite {
   func rewrite(_ m: Match, _ rewriter: inout Rewriter, calibration: Calibration) throws -> [String: Double] {
     let graph = rewriter.graph
     let conv = m.source.conv
-    guard let weight = Kernel4(conv.weight), let y = m.pool.output(0) else { throw SlimFitError.shapes("unreadable weight") }
-    // θ₀: the exact average-pool merge (composite kernel), or the conv's own weights (same kernel).
-    let start = sameKernel
-      ? weight : weight.boxed(m.poolWindow.kernel, step: conv.window.strides, dilation: conv.window.dilations)
-    let fit = LayerFit(
-      window: m.merged, channels: conv.channels, outChannels: conv.outChannels, activation: m.source.activation,
-      prior: LayerFit.prior(weight: start, bias: conv.bias.flatMap { graph.constant($0)?.doubles }))
+    guard let y = m.pool.output(0) else { throw SlimFitError.shapes("the pool lost its output") }
+    let fit = try Self.layerFit(m.source, pool: m.poolWindow, merged: m.merged, sameKernel: sameKernel, in: graph)
     let result = try fit.fit(input: graph[conv.input].name, target: graph[y].name, rewriter, calibration)
     try m.source.install(fit, result, window: m.merged.convAttributes, replacing: y, of: m.pool, &rewriter)
     return result.metrics.merging(["macs_before": m.macsBefore, "macs_after": m.macsAfter]) { _, new in new }
