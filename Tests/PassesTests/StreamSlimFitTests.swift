@@ -560,3 +560,68 @@ func runFitted(
     #expect(outcome.skipped(of: StreamSlimFit.self).isEmpty)
   }
 }
+
+/// The budget driver on its own, with stand-in rewrites whose errors are known: `Scale` sets a
+/// Mul's constant 1 to `factor`, so doubling `a` makes the output error |2y − y| / |y| = 1, and
+/// halving `b` after it brings the model back to the original exactly.
+@Suite struct FittedBudgetDriverTests {
+  struct Scale: FittedRewrite {
+    static let name = "scale"
+    static let rootOpTypes: Set<String> = ["Mul"]
+    let factor: Float
+    let constant: String
+    func match(_ node: Node, in graph: Graph) -> NodeID? {
+      guard let c = node.input(1), graph[c].name == constant, graph.constant(c)?.floats == [1] else { return nil }
+      return node.id
+    }
+    func describe(_ m: NodeID, in graph: Graph) -> String { "\(Self.name) \(constant)" }
+    func rewrite(_ m: NodeID, _ rewriter: inout Rewriter, calibration: Calibration) throws -> [String: Double] {
+      let node = rewriter.graph[m]
+      let c = rewriter.addInitializer(constant + "_scaled", Tensor(floats: [factor], shape: []))
+      rewriter.setInputs(of: m, [node.input(0), c])
+      return [:]
+    }
+  }
+
+  let text = """
+    <ir_version: 8, opset_import: ["" : 17]>
+    g (float[2,3] x) => (float[2,3] y) <float a = {1.0}, float b = {1.0}> {
+      m = Mul(x, a)
+      y = Mul(m, b)
+    }
+    """
+
+  func run(_ rewrites: [any FittedRewrite], maxError: Double) throws -> Rewriter {
+    let model = try Model(parsing: text)
+    var rewriter = Rewriter(model: model)
+    rewriter.passName = "test"
+    let samples = try (1...8).map { try seededInputs(for: model, seed: UInt64($0)) }
+    rewriter.approximation.calibration = Calibration(samples: samples, isRandom: true, source: "seeded")
+    rewriter.approximation.maxError = maxError
+    rewriter.applyWithinBudget(rewrites)
+    return rewriter
+  }
+
+  /// Over the budget at its step, brought back by the next rewrite: both kept, the first saying so.
+  @Test func anOverrunALaterRewriteTakesBackIsKept() throws {
+    let r = try run([Scale(factor: 2, constant: "a"), Scale(factor: 0.5, constant: "b")], maxError: 0.5)
+    #expect(r.changes.map(\.description.isEmpty) == [false, false])
+    #expect(r.skipped.isEmpty)
+    let errors = r.changes.compactMap { $0.metrics["output_error"] }
+    #expect(errors.count == 2 && abs(errors[0] - 1) < 1e-6 && errors[1] < 1e-6, "\(errors)")
+    #expect(r.changes[0].description.contains("over the budget 5e-1 at this step"))
+    #expect(!r.changes[1].description.contains("over the budget"))
+  }
+
+  /// Nothing takes it back: the model returns to before the overrun, which is reported skipped.
+  @Test func anOverrunNothingTakesBackIsUndone() throws {
+    let r = try run([Scale(factor: 2, constant: "a"), Scale(factor: 1.25, constant: "b")], maxError: 0.5)
+    // Alone, b × 1.25 is within 0.5 (0.25): it is applied again after a's undo.
+    #expect(r.skipped.map(\.description) == ["scale a: skipped, output error 1 over the budget 5e-1 (later rewrites did not bring the model back within it)"])
+    #expect(r.changes.count == 1)
+    let error = try #require(r.changes.first?.metrics["output_error"])
+    #expect(abs(error - 0.25) < 1e-6)
+    let names = r.graph.nodeIDs.flatMap { r.graph[$0].inputs.compactMap { $0 } }.map { r.graph[$0].name }
+    #expect(names.contains("a") && names.contains("b_scaled"))
+  }
+}
