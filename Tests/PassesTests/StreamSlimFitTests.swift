@@ -14,6 +14,8 @@ struct FittedOutcome {
   func changes(of pass: any Pass.Type) -> [Change] { report.changes.filter { $0.pass == pass.name } }
   func skipped(of pass: any Pass.Type) -> [Change] { report.skipped.filter { $0.pass == pass.name } }
   var ops: [String] { model.graph.nodeIDs.map { model.graph[$0].opType } }
+  /// The rewritten model's nodes of `opType`, in graph order.
+  func nodes(_ opType: String) -> [Node] { model.graph.nodeIDs.map { model.graph[$0] }.filter { $0.opType == opType } }
 
   /// A merge the fitted layer represents exactly: the same outputs (1e-4) and a reported output
   /// error below 1e-5.
@@ -85,7 +87,7 @@ func runFitted(
         """)
     #expect(outcome.changes(of: StreamSlimFit.self).count == 1)
     #expect(outcome.ops == ["Conv", "Sigmoid"])
-    let conv = try #require(outcome.model.graph.nodeIDs.map { outcome.model.graph[$0] }.first { $0.opType == "Conv" })
+    let conv = try #require(outcome.nodes("Conv").first)
     #expect(conv.attribute("strides")?.ints == [2, 2])
     try expectSameOutputs(outcome.original, outcome.model, tolerance: 1e-4)
   }
@@ -148,7 +150,7 @@ func runFitted(
         """)
     #expect(outcome.changes(of: StreamSlimFit.self).count == 1)
     #expect(outcome.ops == ["Conv"] + ops + ["Sigmoid"])
-    let conv = try #require(outcome.model.graph.nodeIDs.map { outcome.model.graph[$0] }.first { $0.opType == "Conv" })
+    let conv = try #require(outcome.nodes("Conv").first)
     #expect(conv.attribute("strides")?.ints == [2, 2])
     try outcome.expectExactMerge(of: StreamSlimFit.self)
   }
@@ -324,8 +326,8 @@ func runFitted(
     #expect(changes.map(\.pattern) == [ConcatMaxPoolFit.name])
     #expect(outcome.ops.sorted() == ["Concat", "Conv", "Conv", "Relu", "Sigmoid"])
     let g = outcome.model.graph
-    let convs = g.nodeIDs.map { g[$0] }.filter { $0.opType == "Conv" }
-    #expect(convs.allSatisfy { $0.attribute("strides")?.ints == [2, 2] })
+    let convs = outcome.nodes("Conv")
+    #expect(convs.count == 2 && convs.allSatisfy { $0.attribute("strides")?.ints == [2, 2] })
     #expect(g.producer(of: g.value(named: "p"))?.opType == "Concat")
     #expect(changes.first?.metrics["branches"] == 2)
     try outcome.expectExactMerge(of: StreamSlimFit.self)
