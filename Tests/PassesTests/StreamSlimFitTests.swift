@@ -196,7 +196,7 @@ func runFitted(
       }
       """
     }
-    let outcome = try runFitted(StreamSlimFit.self, on: body(false), samples: 12)
+    let outcome = try runFitted(StreamSlimFit.self, on: body(false), samples: 12, options: ["kernel": "composite"])
     let changes = outcome.changes(of: StreamSlimFit.self)
     #expect(changes.count == 1)
     #expect(outcome.ops == ["Conv"] + ops)
@@ -219,15 +219,19 @@ func runFitted(
   /// The conv's own 5×5 kernel at stride 2·2, at the middle conv position of each 3×3 pool window
   /// (begin pad 2 − 1·2 = 0, end pad 1 so that the output is the pool's 6×6): fewer MACs than the
   /// composite 9×9, and a fit at least as good as plain subsampling (its initializer).
+  var leakyPool: String {
+    """
+    \(header)
+    g (float[1,3,24,24] x) => (float[1,6,6,6] y) <float[6,3,5,5] w = \(floatLiteral(450, seed: 11, scale: 0.3)), float[6] b = {0.1, -0.1, 0.2, 0.0, 0.05, -0.05}> {
+      c = Conv <kernel_shape = [5, 5], strides = [2, 2], pads = [2, 2, 2, 2]> (x, w, b)
+      r = LeakyRelu <alpha = 0.2> (c)
+      y = MaxPool <kernel_shape = [3, 3], strides = [2, 2], pads = [0, 0, 1, 1]> (r)
+    }
+    """
+  }
+
   @Test func sameKernelMerge() throws {
-    let text = """
-      \(header)
-      g (float[1,3,24,24] x) => (float[1,6,6,6] y) <float[6,3,5,5] w = \(floatLiteral(450, seed: 11, scale: 0.3)), float[6] b = {0.1, -0.1, 0.2, 0.0, 0.05, -0.05}> {
-        c = Conv <kernel_shape = [5, 5], strides = [2, 2], pads = [2, 2, 2, 2]> (x, w, b)
-        r = LeakyRelu <alpha = 0.2> (c)
-        y = MaxPool <kernel_shape = [3, 3], strides = [2, 2], pads = [0, 0, 1, 1]> (r)
-      }
-      """
+    let text = leakyPool
     let same = try runFitted(StreamSlimFit.self, on: text, samples: 12, options: ["kernel": "same"])
     let change = try #require(same.changes(of: StreamSlimFit.self).first)
     #expect(same.ops == ["Conv", "LeakyRelu"])
@@ -239,7 +243,7 @@ func runFitted(
     #expect(change.metrics["macs_after"] == Double(6 * 75 * 36))
     #expect(change.metrics["macs_before"] == Double(6 * 75 * 144 + 6 * 9 * 36))
 
-    let composite = try runFitted(StreamSlimFit.self, on: text, samples: 12)
+    let composite = try runFitted(StreamSlimFit.self, on: text, samples: 12, options: ["kernel": "composite"])
     let compositeChange = try #require(composite.changes(of: StreamSlimFit.self).first)
     #expect(composite.model.graph[composite.model.graph.nodeIDs[0]].attribute("kernel_shape")?.ints == [9, 9])
     #expect(try #require(change.metrics["macs_after"]) < compositeChange.metrics["macs_after"]!)
@@ -258,6 +262,34 @@ func runFitted(
         """)
     let priorError = try calibration.outputError(of: subsampled, against: same.original)
     #expect(measured < priorError, "fitted \(measured), subsampling \(priorError)")
+  }
+
+  /// `kernel=auto` (the default) takes the same-size kernel where it is within the budget, and
+  /// falls back to the composite kernel where only that one is: the same-size merge is reported
+  /// as skipped with its error, the composite merge applied with its own.
+  @Test func autoKernelFallsBackToCompositeWithinTheBudget() throws {
+    let same = try runFitted(StreamSlimFit.self, on: leakyPool, samples: 40, options: ["kernel": "same"])
+    let composite = try runFitted(StreamSlimFit.self, on: leakyPool, samples: 40, options: ["kernel": "composite"])
+    let sameError = try #require(same.changes(of: StreamSlimFit.self).first?.metrics["output_error"])
+    let compositeError = try #require(composite.changes(of: StreamSlimFit.self).first?.metrics["output_error"])
+    try #require(compositeError < 0.9 * sameError, "composite \(compositeError), same \(sameError)")
+
+    let loose = try runFitted(StreamSlimFit.self, on: leakyPool, samples: 40, maxError: 1.1 * sameError)
+    #expect(loose.nodes("Conv").first?.attribute("kernel_shape")?.ints == [5, 5])
+    #expect(loose.skipped(of: StreamSlimFit.self).isEmpty)
+
+    let between = try runFitted(StreamSlimFit.self, on: leakyPool, samples: 40, maxError: (sameError + compositeError) / 2)
+    #expect(between.nodes("Conv").first?.attribute("kernel_shape")?.ints == [9, 9])
+    let applied = between.changes(of: StreamSlimFit.self)
+    #expect(applied.count == 1)
+    let measured = try #require(between.calibration).outputError(of: between.model, against: between.original)
+    #expect(abs(measured - (applied.first?.metrics["output_error"] ?? -1)) <= 1e-6 * max(1e-3, measured))
+    let skipped = between.skipped(of: StreamSlimFit.self)
+    #expect(skipped.count == 1)
+    #expect(skipped.first?.description.contains("kernel 5×5") == true, "\(skipped.map(\.description))")
+    #expect(skipped.first?.description.contains("over the budget") == true)
+    let skippedError = try #require(skipped.first?.metrics["output_error"])
+    #expect(abs(skippedError - sameError) <= 1e-6 * max(1e-3, sameError))
   }
 
   /// With the same kernel a 1×1 pool is still a plain subsampling: exact.
@@ -298,8 +330,11 @@ func runFitted(
 
   @Test func kernelOptionIsChecked() throws {
     var options = PassOptions(for: StreamSlimFit.self)
+    #expect((try StreamSlimFit(options: options)).sameKernel == [true, false])
     try options.set("kernel", "same")
-    #expect((try StreamSlimFit(options: options)).sameKernel)
+    #expect((try StreamSlimFit(options: options)).sameKernel == [true])
+    try options.set("kernel", "composite")
+    #expect((try StreamSlimFit(options: options)).sameKernel == [false])
     try options.set("kernel", "big")
     #expect(throws: PassOptionError.self) { try StreamSlimFit(options: options) }
   }
@@ -394,7 +429,7 @@ func runFitted(
   }
 
   @Test func stemMergesStepByStep() throws {
-    let outcome = try runFitted(StreamSlimFit.self, on: stem)
+    let outcome = try runFitted(StreamSlimFit.self, on: stem, options: ["kernel": "composite"])
     let changes = outcome.changes(of: StreamSlimFit.self)
     #expect(changes.map(\.pattern) == [ConvMaxPoolFit.name, ConvLRNFit.name])
     #expect(outcome.ops == ["Conv", "Relu", "Conv"])
@@ -416,18 +451,22 @@ func runFitted(
     #expect(g.value(named: "p") == nil && g.value(named: "r") == nil && g.value(named: "c") == nil)
   }
 
+  /// The default `kernel=auto`: at the pool, the same-size kernel and then the composite one are
+  /// each over a tight budget and skipped; a loose budget takes the same-size kernel.
   @Test func tightBudgetSkipsAndLooseBudgetApplies() throws {
     let tight = try runFitted(StreamSlimFit.self, on: stem, maxError: 1e-9)
     #expect(tight.changes(of: StreamSlimFit.self).isEmpty)
     let skipped = tight.skipped(of: StreamSlimFit.self)
-    #expect(skipped.count == 1)
-    #expect(skipped.first?.description.contains("over the budget") == true, "\(skipped.map(\.description))")
+    #expect(skipped.map(\.pattern) == [ConvMaxPoolFit.name, ConvMaxPoolFit.name])
+    #expect(skipped.allSatisfy { $0.description.contains("over the budget") }, "\(skipped.map(\.description))")
+    #expect(skipped.first?.description.contains("kernel 5×5") == true && skipped.last?.description.contains("kernel 9×9") == true)
     let error = try #require(skipped.first?.metrics["output_error"])
     #expect(error > 1e-9)
     #expect(tight.ops == ["Conv", "Relu", "MaxPool", "LRN", "Conv"])
 
     let loose = try runFitted(StreamSlimFit.self, on: stem, maxError: 10)
     #expect(loose.changes(of: StreamSlimFit.self).count == 2)
+    #expect(loose.nodes("Conv").first?.attribute("kernel_shape")?.ints == [5, 5])
     #expect(loose.skipped(of: StreamSlimFit.self).isEmpty)
     // The first rewrite's error, re-measured: the skipped one of the tight run is the same rewrite.
     // Equal to float32 rounding, not bit for bit: OpenBLAS may split the fit's sgemm differently
@@ -455,7 +494,7 @@ func runFitted(
           r = Relu(c)
           y = MaxPool <kernel_shape = [3, 3], strides = [2, 2], ceil_mode = 1> (r)
         }
-        """)
+        """, options: ["kernel": "composite"])
     #expect(outcome.changes(of: StreamSlimFit.self).count == 1)
     #expect(outcome.ops == ["Conv", "Relu"])
     let conv = outcome.model.graph[outcome.model.graph.nodeIDs[0]]

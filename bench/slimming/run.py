@@ -316,14 +316,16 @@ def part_fit(name: str, src: Path, work: Path, args) -> list[str]:
     optimize(src, tmf_v["exact"], "--preset", "exact")
     notes["exact"] = (None, 0, 0, "")
     for entry in args.budgets.split(","):
-        # "E" runs --preset slim; ":stream" without branch-slim-fit (the stem merges only); ":same"
-        # with stream-slim-fit.kernel=same (DeepRebirth's same-size kernel at the merged stride)
+        # "E" runs --preset slim; ":stream" without branch-slim-fit (the stem merges only);
+        # ":same" / ":composite" with that stream-slim-fit.kernel (default auto: the same-size
+        # kernel, the composite one where that is skipped)
         budget, *flags = entry.split(":")
-        key = f"slim {budget}" + (" stream-slim-fit only" if "stream" in flags else "") + (" kernel=same" if "same" in flags else "")
+        kernels = [f for f in flags if f in ("same", "composite", "auto")]
+        key = f"slim {budget}" + (" stream-slim-fit only" if "stream" in flags else "") + "".join(f" kernel={k}" for k in kernels)
         dst = work / f"{name}.slim-{budget}{''.join('-' + f for f in flags)}.onnx"
         extra = ["--disable", "branch-slim-fit"] if "stream" in flags else []
-        if "same" in flags:
-            extra += ["--pass-option", "stream-slim-fit.kernel=same"]
+        for k in kernels:
+            extra += ["--pass-option", f"stream-slim-fit.kernel={k}"]
         try:
             rep = optimize(src, dst, "--preset", "slim", "--calibration-random", str(args.calibration),
                            "--max-error", budget, "--threads", str(args.fit_threads), *extra)
@@ -387,7 +389,8 @@ def main() -> int:
     parser.add_argument("--fit-caffe", action=argparse.BooleanOptionalAction, default=True,
                         help="part fit: include the Caffe-style GoogLeNet (--no-fit-caffe: the corpus models only)")
     parser.add_argument("--budgets", default="1e-3,1e-2,5e-2",
-                        help="max-error budgets; E:stream for stream-slim-fit alone (no branch-slim-fit), E:same (or E:stream:same) with stream-slim-fit.kernel=same")
+                        help="max-error budgets; E:stream for stream-slim-fit alone (no branch-slim-fit), E:same or E:composite (or E:stream:same) "
+                             "with that stream-slim-fit.kernel (default auto)")
     parser.add_argument("--calibration", type=int, default=32)
     parser.add_argument("--fit-threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=10, help="interleaved rounds (ORT)")

@@ -119,8 +119,9 @@ extension Rewriter {
   /// the model back to 0.02). If the model is still over the budget when no rewrite is left, the
   /// model returns to the state before the first rewrite that went over, that rewrite is reported as
   /// skipped with its error, and the sweeps run again without it. Without calibration data every
-  /// match is reported as skipped. A site skipped once is not offered again. Returns the number of
-  /// changes.
+  /// match is reported as skipped. A site skipped once is not offered again to that rewrite; the
+  /// rewrites after it in the list still are (alternatives: `stream-slim-fit`'s same-size kernel,
+  /// then the composite one). Returns the number of changes.
   @discardableResult
   mutating func applyWithinBudget(_ rewrites: [any FittedRewrite], maxSweeps: Int = 32) -> Int {
     let start = changes.count
@@ -145,7 +146,13 @@ extension Rewriter {
               } else {
                 pending = nil
               }
-            case .skipped?: done.insert(site)
+            case .skipped?:
+              done.insert(site)
+              // Without calibration data every alternative at this node would be skipped alike:
+              // one report line says so.
+              if approximation.calibration == nil {
+                for other in rewrites.indices { done.insert(SkippedSite(node: node, rewrite: other)) }
+              }
             case nil: break
             }
           }

@@ -29,20 +29,21 @@ import Graph
 /// (inputs x from the model as rewritten so far, so errors do not pile up), in pre-activation
 /// space (targets through f⁻¹: exact for LeakyRelu, clamp-aware for clamps, ReLU-aware for Relu),
 /// the ridge pulling toward an initializer θ₀: for LRN the conv scaled by bias^−β (exact for LRN
-/// with α = 0 and a positively homogeneous f: Relu, LeakyRelu); for MaxPool with the composite
-/// kernel (the default, `kernel=composite`) the exact average-pool merge (METHODS 1.7.2), which
-/// always fits at least as well as DeepRebirth's same-size kernel; with `kernel=same`
-/// (DeepRebirth's merge, far fewer MACs) the conv's own weights, sampling the conv at the middle
-/// position j = ⌊(k−1)/2⌋ of each pool window. Chains (GoogLeNet's stem: Conv, Relu, MaxPool,
-/// LRN) merge step by step.
+/// with α = 0 and a positively homogeneous f: Relu, LeakyRelu); for MaxPool with the same-size
+/// kernel (`kernel=same`, DeepRebirth's merge, the fewest MACs) the conv's own weights, sampling
+/// the conv at the middle position j = ⌊(k−1)/2⌋ of each pool window; with the composite kernel
+/// (`kernel=composite`) the exact average-pool merge (METHODS 1.7.2), which fits the samples at
+/// least as well, at more MACs. `kernel=auto` (the default) tries the same-size kernel and, where
+/// that merge is skipped (over the budget, say), the composite one. Chains (GoogLeNet's stem:
+/// Conv, Relu, MaxPool, LRN) merge step by step.
 ///
 /// The merged layer's last output takes the name of the value it stands in for (the pool's or the
 /// LRN's output), so `rebirth verify --tensor` compares it with the original's; its other values
 /// get fresh names (`_merged`).
 ///
 /// Each rewrite is measured as it is applied: the model's output error on held-out calibration
-/// samples is recorded, and a rewrite that takes it past `--max-error` is undone and reported as
-/// skipped. Without calibration data nothing is rewritten (each site is reported as skipped).
+/// samples is recorded, and a rewrite that takes it past `--max-error` (and is not brought back
+/// within it by later fits) is undone and reported as skipped. Without calibration data nothing is rewritten (each site is reported as skipped).
 /// Conditions: float32, 2-D, group 1, constant conv weights (not graph inputs), static shapes,
 /// every intermediate read once and no graph output, MaxPool without dilation or indices output
 /// (`ceil_mode` 1 becomes extra end pads), and (MaxPool) a merged conv with fewer MACs than the
@@ -57,25 +58,28 @@ public struct StreamSlimFit: Pass {
   public static let preset: Preset? = .slim
   public static let options: [PassOption] = [
     PassOption(
-      "kernel", .string, default: "composite",
-      "MaxPool merge: composite (kernel d1(K1-1)+1+(k-1)s1, fits best) or same (the conv's kernel at stride s1*s, DeepRebirth's, fewer MACs)")
+      "kernel", .string, default: "auto",
+      "MaxPool merge: same (the conv's kernel at stride s1*s, DeepRebirth's, fewest MACs), composite (kernel d1(K1-1)+1+(k-1)s1, best fit on the samples) or auto (same, composite where same is skipped)"
+    )
   ]
 
-  let sameKernel: Bool
+  /// The merged kernels tried at each MaxPool, in order: the next one only where the one before
+  /// it was skipped (over the budget, a failed fit, no saving).
+  let sameKernel: [Bool]
 
   public init(options: PassOptions) throws(PassOptionError) {
     switch options.string("kernel") {
-    case "composite": sameKernel = false
-    case "same": sameKernel = true
-    case let other: throw PassOptionError("option stream-slim-fit.kernel wants composite or same, not '\(other)'")
+    case "auto": sameKernel = [true, false]
+    case "composite": sameKernel = [false]
+    case "same": sameKernel = [true]
+    case let other: throw PassOptionError("option stream-slim-fit.kernel wants auto, same or composite, not '\(other)'")
     }
   }
 
   public func run(_ rewriter: inout Rewriter) throws {
     rewriter.inferShapes()
-    rewriter.applyWithinBudget([
-      ConvMaxPoolFit(sameKernel: sameKernel), ConcatMaxPoolFit(sameKernel: sameKernel), ConvLRNFit(),
-    ])
+    rewriter.applyWithinBudget(
+      sameKernel.map { ConvMaxPoolFit(sameKernel: $0) } + sameKernel.map { ConcatMaxPoolFit(sameKernel: $0) } + [ConvLRNFit()])
   }
 }
 
