@@ -286,14 +286,21 @@ extension FitResult {
 
 extension LayerFit {
   /// Fits the layer reading value `input` of the model as rewritten so far to the value `target`
-  /// of the original model, on `calibration`'s samples (λ chosen on its held-out ones).
-  func fit(input: String, target: String, _ rewriter: Rewriter, _ calibration: Calibration) throws -> FitResult {
+  /// of the original model (passed through `transform`, if given), on `calibration`'s samples
+  /// (λ chosen on its held-out ones).
+  func fit(
+    input: String, target: String, _ rewriter: Rewriter, _ calibration: Calibration,
+    transform: ((NDArray) throws -> NDArray)? = nil
+  ) throws -> FitResult {
     guard rewriter.original.graph.value(named: target) != nil else { throw SlimFitError.missingValue(target) }
     let threads = rewriter.approximation.threads
     func pairs(_ samples: [[String: NDArray]]) throws -> [(NDArray, NDArray)] {
       let x = try calibration.activations(of: [input], in: rewriter.model, on: samples, threads: threads)
       let t = try calibration.activations(of: [target], in: rewriter.original, on: samples, threads: threads)
-      return zip(x, t).compactMap { a, b in a.first.flatMap { x in b.first.map { (x, $0) } } }
+      return try zip(x, t).compactMap { a, b in
+        guard let x = a.first, let t = b.first else { return nil }
+        return (x, try transform?(t) ?? t)
+      }
     }
     return try fit(fitting: pairs(calibration.fitting), heldOut: pairs(calibration.heldOut))
   }

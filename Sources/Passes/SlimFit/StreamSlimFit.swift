@@ -15,6 +15,9 @@ import Graph
 ///       →  y ≈ [f](Conv<K = d1(K1−1)+1+(k−1)s1, stride s1·s, pads p + q·s1>(x, W*, B*))   kernel=composite
 ///       →  y ≈ [f](Conv<K1, d1, stride s1·s, pads p + (q−j)·s1 | least end pad>(x, W*, B*))  kernel=same
 ///
+/// An LRN after a MaxPool after such a conv (GoogLeNet's `pool1/norm1`, where the pool merge is
+/// over the budget) is moved before the pool and fitted into the conv (``ConvPoolLRNFit``).
+///
 /// A MaxPool after the channel Concat of such convs (an Inception block's output) is distributed
 /// over the Concat (exact: max pooling is per channel) and merged into each branch conv the same
 /// way, all branches as one rewrite (``ConcatMaxPoolFit``).
@@ -79,7 +82,8 @@ public struct StreamSlimFit: Pass {
   public func run(_ rewriter: inout Rewriter) throws {
     rewriter.inferShapes()
     rewriter.applyWithinBudget(
-      sameKernel.map { ConvMaxPoolFit(sameKernel: $0) } + sameKernel.map { ConcatMaxPoolFit(sameKernel: $0) } + [ConvLRNFit()])
+      sameKernel.map { ConvMaxPoolFit(sameKernel: $0) } + sameKernel.map { ConcatMaxPoolFit(sameKernel: $0) }
+        + [ConvLRNFit(), ConvPoolLRNFit()])
   }
 }
 
@@ -174,15 +178,20 @@ struct ConvLRNFit: FittedRewrite {
   }
 
   func match(_ node: Node, in graph: Graph) -> Match? {
+    guard let gain = Self.lrnGain(node, in: graph), let source = ActivatedConv(feeding: node.input(0), in: graph)
+    else { return nil }
+    return Match(source: source, lrn: node, gain: gain)
+  }
+
+  /// bias^−β of an LRN node a fit can take (one input and output, not float16, size ≥ 1, bias > 0).
+  static func lrnGain(_ node: Node, in graph: Graph) -> Double? {
     guard node.inputs.count == 1, node.outputs.count == 1, let y = node.output(0),
-      let size = node.attribute("size")?.int, size >= 1,
-      let source = ActivatedConv(feeding: node.input(0), in: graph), graph.elementType(of: y) != .float16
+      let size = node.attribute("size")?.int, size >= 1, graph.elementType(of: y) != .float16
     else { return nil }
     let beta = Double(node.attribute("beta")?.float ?? 0.75), bias = Double(node.attribute("bias")?.float ?? 1)
     guard bias > 0, beta.isFinite else { return nil }
     let gain = pow(bias, -beta)
-    guard gain.isFinite, gain > 0 else { return nil }
-    return Match(source: source, lrn: node, gain: gain)
+    return gain.isFinite && gain > 0 ? gain : nil
   }
 
   func describe(_ m: Match, in graph: Graph) -> String {
