@@ -44,15 +44,10 @@ struct ConvPoolLRNFit: FittedRewrite {
 
   func rewrite(_ m: Match, _ rewriter: inout Rewriter, calibration: Calibration) throws -> [String: Double] {
     let graph = rewriter.graph
-    let conv = m.source.conv
-    guard let weight = Kernel4(conv.weight), let y = m.lrn.output(0), let p = m.pool.output(0) else {
-      throw SlimFitError.shapes("unreadable weight")
-    }
-    let fit = LayerFit(
-      window: conv.window, channels: conv.channels, outChannels: conv.outChannels, activation: m.source.activation,
-      prior: LayerFit.prior(weight: weight, bias: conv.bias.flatMap { graph.constant($0)?.doubles }, scale: m.gain))
+    guard let y = m.lrn.output(0), let p = m.pool.output(0) else { throw SlimFitError.shapes("the LRN lost its output") }
+    let fit = try ConvLRNFit.layerFit(m.source, gain: m.gain, in: graph)
     let (lrn, opset) = (m.lrn.id, rewriter.opset)
-    let result = try fit.fit(input: graph[conv.input].name, target: graph[m.source.output].name, rewriter, calibration) {
+    let result = try fit.fit(input: graph[m.source.conv.input].name, target: graph[m.source.output].name, rewriter, calibration) {
       a throws in
       guard let normalized = try KernelRegistry.standard.evaluate(lrn, in: graph, opset: opset, inputs: [a]).first else {
         throw SlimFitError.shapes("the LRN gave no output")

@@ -198,13 +198,20 @@ struct ConvLRNFit: FittedRewrite {
     "\(m.source.label(in: graph)) + \(graph.label(m.lrn)) fitted into \(graph.label(m.source.conv.node))"
   }
 
+  /// The fit of `source`'s conv in its own window, θ₀ the conv scaled by the LRN's `gain`.
+  static func layerFit(_ source: ActivatedConv, gain: Double, in graph: Graph) throws -> LayerFit {
+    let conv = source.conv
+    guard let weight = Kernel4(conv.weight) else { throw SlimFitError.shapes("unreadable weight") }
+    return LayerFit(
+      window: conv.window, channels: conv.channels, outChannels: conv.outChannels, activation: source.activation,
+      prior: LayerFit.prior(weight: weight, bias: conv.bias.flatMap { graph.constant($0)?.doubles }, scale: gain))
+  }
+
   func rewrite(_ m: Match, _ rewriter: inout Rewriter, calibration: Calibration) throws -> [String: Double] {
     let graph = rewriter.graph
     let conv = m.source.conv
-    guard let weight = Kernel4(conv.weight), let y = m.lrn.output(0) else { throw SlimFitError.shapes("unreadable weight") }
-    let fit = LayerFit(
-      window: conv.window, channels: conv.channels, outChannels: conv.outChannels, activation: m.source.activation,
-      prior: LayerFit.prior(weight: weight, bias: conv.bias.flatMap { graph.constant($0)?.doubles }, scale: m.gain))
+    guard let y = m.lrn.output(0) else { throw SlimFitError.shapes("the LRN lost its output") }
+    let fit = try Self.layerFit(m.source, gain: m.gain, in: graph)
     let result = try fit.fit(input: graph[conv.input].name, target: graph[y].name, rewriter, calibration)
     try m.source.install(fit, result, window: nil, replacing: y, of: m.lrn, &rewriter)
     return result.metrics
