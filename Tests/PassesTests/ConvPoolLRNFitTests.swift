@@ -58,6 +58,18 @@ import Testing
     #expect(measured < priorError, "fitted \(measured), scaled conv \(priorError)")
   }
 
+  /// The LRN's output is the graph output: the pool's output takes its place and its name.
+  @Test func lrnOutputThatIsAGraphOutputKeepsItsName() throws {
+    let text = stem(alpha: "0.0", tail: "")
+      .replacingOccurrences(of: "=> (float[1,4,6,6] y)", with: "=> (float[1,6,6,6] n)")
+    let outcome = try runFitted(StreamSlimFit.self, on: text, samples: 12, maxError: 1e-4)
+    #expect(outcome.changes(of: StreamSlimFit.self).map(\.pattern) == [ConvPoolLRNFit.name])
+    #expect(outcome.ops == ["Conv", "Relu", "MaxPool"])
+    let g = outcome.model.graph
+    #expect(g.outputs.map { g[$0].name } == ["n"])
+    try outcome.expectExactMerge(of: StreamSlimFit.self)
+  }
+
   /// A pool or activation output that something else reads too keeps its LRN.
   @Test(arguments: [("p", "float[1,6,6,6]"), ("r", "float[1,6,12,12]")])
   func sharedIntermediateDeclines(value: String, type: String) throws {
