@@ -29,12 +29,12 @@ struct ConvPoolLRNFit: FittedRewrite {
   }
 
   func match(_ node: Node, in graph: Graph) -> Match? {
-    guard let lrn = ConvLRNFit.lrnGain(node, in: graph), let pooled = node.input(0), graph.hasSingleUse(pooled),
+    guard let gain = ConvLRNFit.lrnGain(node, in: graph), let pooled = node.input(0), graph.hasSingleUse(pooled),
       let pool = graph.producer(of: pooled), pool.opType == OpType.maxPool, OpType.isDefaultDomain(pool.domain),
       pool.inputs.count == 1, pool.outputs.count == 1,
       let source = ActivatedConv(feeding: pool.input(0), in: graph)
     else { return nil }
-    return Match(source: source, pool: pool, lrn: node, gain: lrn)
+    return Match(source: source, pool: pool, lrn: node, gain: gain)
   }
 
   func describe(_ m: Match, in graph: Graph) -> String {
